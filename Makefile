@@ -1,0 +1,56 @@
+# `make synth` and `make test` work on a fresh machine with Python 3.11+, Node.js/npm and make.
+# Installs happen only when requirements.txt or package-lock.json change.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# The pinned Node.js 22 from package.json runs the CDK CLI and jsii, ahead of any system Node.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+# Extra CDK arguments, e.g. make synth ARGS="-c gpuNodeCount=1"
+ARGS ?=
+STACKS ?= --all
+
+.PHONY: help setup synth test lint diff deploy destroy plan update-snapshots clean
+
+help:
+	@echo "make synth | test | lint | plan | diff | deploy | destroy | update-snapshots | clean"
+	@echo "Pass CDK context with ARGS, e.g. make plan ARGS='-c gpuInstanceType=p5.48xlarge'"
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+synth: setup
+	cdk synth --quiet $(ARGS)
+
+test: setup
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+plan: setup
+	$(PYTHON) -m config.plan_report $(ARGS)
+
+diff: setup
+	cdk diff $(STACKS) $(ARGS)
+
+deploy: setup
+	cdk deploy $(STACKS) --concurrency 4 --require-approval broadening $(ARGS)
+
+destroy: setup
+	cdk destroy $(STACKS) $(ARGS)
+
+update-snapshots: setup
+	$(PYTHON) -m pytest tests/test_snapshots.py --snapshot-update
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,78 @@
+"""Hardware and model facts shared by the node group, the workload and the capacity planner.
+
+Instance figures are from the EC2 accelerated-computing instance pages; model figures from
+each model's config.json and safetensors index on Hugging Face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One GPU instance type: what the launch template and the pods must request."""
+
+    name: str
+    gpu_model: str
+    gpus: int
+    gpu_memory_gib: int
+    vcpus: int
+    memory_gib: int
+    efa_interfaces: int
+    # Network card 0 always carries an EFA+ENA interface at device index 0; the other cards
+    # take what AWS documents for the family (EFA-only interfaces need no IP address).
+    secondary_interface_type: str = "efa"
+    secondary_device_index: int = 1
+    bf16: bool = True
+
+    @property
+    def gpu_memory_bytes(self) -> int:
+        return self.gpu_memory_gib * GIB
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture numbers that decide how much GPU memory a model needs."""
+
+    model_id: str
+    parameters: int
+    weight_bytes: int
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_context: int
+    dtype_bytes: int = 2
+
+
+INSTANCES: dict[str, InstanceSpec] = {
+    spec.name: spec
+    for spec in (
+        InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4),
+        InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4),
+        InstanceSpec("p5.48xlarge", "H100 80GB", 8, 80, 192, 2048, 32, "efa-only"),
+        InstanceSpec("p5e.48xlarge", "H200 141GB", 8, 141, 192, 2048, 32, "efa-only"),
+        InstanceSpec("p5en.48xlarge", "H200 141GB", 8, 141, 192, 2048, 16, "efa-only"),
+        InstanceSpec("g6e.48xlarge", "L40S 48GB", 8, 48, 192, 1536, 4),
+        InstanceSpec("g5.xlarge", "A10G 24GB", 1, 24, 4, 16, 0),
+    )
+}
+
+MODELS: dict[str, ModelSpec] = {
+    spec.model_id: spec
+    for spec in (
+        ModelSpec(
+            model_id="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            parameters=32_763_876_352,
+            weight_bytes=65_527_841_532,
+            layers=64,
+            attention_heads=40,
+            kv_heads=8,
+            head_dim=128,
+            max_context=131_072,
+        ),
+    )
+}

@@ -1,0 +1,134 @@
+"""The controllers and device plugins the vLLM workload needs, as pinned Helm releases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct
+from constructs.efa_node_group import GPU_NODE_LABELS, GPU_TAINT
+from constructs.inference_cluster import SYSTEM_NODE_LABELS
+
+from config.versions import ALB_CONTROLLER_VERSION, CHARTS
+
+GPU_TOLERATIONS = [
+    {"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"},
+]
+GPU_NODE_SELECTOR = {"workload-class": GPU_NODE_LABELS["workload-class"]}
+# Resources named by the controller at run time, in the policy aws-cdk-lib bundles for it.
+CONTROLLER_POLICY_WILDCARDS = (
+    "*",
+    "arn:<AWS::Partition>:ec2:*:*:security-group/*",
+    *(
+        f"arn:<AWS::Partition>:elasticloadbalancing:*:*:{kind}"
+        for kind in (
+            "loadbalancer/app/*/*",
+            "loadbalancer/net/*/*",
+            "targetgroup/*/*",
+            "listener-rule/app/*/*/*",
+            "listener-rule/net/*/*/*",
+            "listener/app/*/*/*",
+            "listener/net/*/*/*",
+        )
+    ),
+)
+
+
+class ClusterControllers(Construct):
+    """AWS Load Balancer Controller, FSx CSI, Secrets Store CSI, LWS, NVIDIA and EFA plugins.
+
+    Every release waits for nothing longer than its own pods, well inside the kubectl
+    provider's 15-minute Lambda limit.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, cluster: eks.Cluster) -> None:
+        super().__init__(scope, construct_id)
+        self._cluster = cluster
+        self.load_balancer_controller = eks.AlbController(
+            self,
+            "LoadBalancerController",
+            cluster=cluster,
+            version=getattr(eks.AlbControllerVersion, ALB_CONTROLLER_VERSION),
+            additional_helm_chart_values={"nodeSelector": SYSTEM_NODE_LABELS},
+        )
+        self._acknowledge_controller_policy()
+        self.fsx_csi_driver = self._chart(
+            "aws-fsx-csi-driver",
+            {
+                # Static volumes only: the controller provisions nothing, so keep it on the
+                # system nodes; the node plugin must reach the GPU nodes despite their taint.
+                "controller": {"nodeSelector": SYSTEM_NODE_LABELS},
+                "node": {"tolerateAllTaints": False, "tolerations": GPU_TOLERATIONS},
+            },
+        )
+        self.leader_worker_set = self._chart("lws", {"nodeSelector": SYSTEM_NODE_LABELS})
+        self.nvidia_device_plugin = self._chart(
+            "nvidia-device-plugin",
+            {
+                "nodeSelector": GPU_NODE_SELECTOR,
+                "tolerations": GPU_TOLERATIONS,
+                "gfd": {"enabled": False},
+                "nfd": {"enabled": False},
+            },
+        )
+        self.efa_device_plugin = self._chart(
+            "aws-efa-k8s-device-plugin",
+            {"nodeSelector": GPU_NODE_SELECTOR, "tolerations": GPU_TOLERATIONS},
+        )
+        self.secrets_store_driver = self._chart(
+            "secrets-store-csi-driver",
+            {
+                # Mirror mounted secrets into Kubernetes Secrets so pods can use secretKeyRef.
+                "syncSecret": {"enabled": True},
+                "enableSecretRotation": True,
+                "linux": {"tolerations": GPU_TOLERATIONS},
+            },
+        )
+        self.secrets_store_aws_provider = self._chart(
+            "secrets-store-csi-driver-provider-aws",
+            {
+                # The driver is its own pinned release above.
+                "secrets-store-csi-driver": {"install": False},
+                "tolerations": GPU_TOLERATIONS,
+            },
+        )
+        self.secrets_store_aws_provider.node.add_dependency(self.secrets_store_driver)
+
+    def _acknowledge_controller_policy(self) -> None:
+        policy = (
+            self.load_balancer_controller.node.find_child("alb-sa")
+            .node.find_child("Role")
+            .node.find_child("DefaultPolicy")
+            .node.default_child
+        )
+        for resource in CONTROLLER_POLICY_WILDCARDS:
+            Validations.of(policy).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{resource}]",
+                    reason="The AWS Load Balancer Controller's upstream IAM policy, bundled by "
+                    "aws-cdk-lib for this controller version: it creates and tags load balancers, "
+                    "target groups, listeners and security groups whose names it chooses at "
+                    "run time, and scopes mutations by the elbv2.k8s.aws/cluster tag instead.",
+                )
+            )
+
+    def _chart(self, release: str, values: dict[str, Any]) -> eks.HelmChart:
+        pin = CHARTS[release]
+        chart = eks.HelmChart(
+            self,
+            release,
+            cluster=self._cluster,
+            release=pin.release,
+            repository=pin.repository,
+            chart=pin.chart,
+            version=pin.version,
+            namespace=pin.namespace,
+            create_namespace=True,
+            values=values,
+            wait=True,
+            timeout=Duration.minutes(10),
+        )
+        # The controller's Service webhook rejects Services until its pods answer.
+        chart.node.add_dependency(self.load_balancer_controller)
+        return chart

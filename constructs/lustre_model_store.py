@@ -1,0 +1,78 @@
+"""FSx for Lustre holding the model weights, next to the GPU nodes."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_fsx as fsx
+from constructs import Construct
+
+# Lustre clients reach the servers on 988 (LNet) and 1018-1023.
+LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+# Where a PERSISTENT_2 data repository association shows the S3 prefix inside the file system.
+S3_LINK_PATH = "/s3-models"
+
+
+class LustreModelStore(Construct):
+    """A Lustre file system in one subnet, reachable only from the cluster and itself."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        subnet: ec2.ISubnet,
+        client_security_group: ec2.ISecurityGroup,
+        deployment_type: str,
+        storage_gib: int,
+        throughput_per_tib: int | None,
+        removal_policy: str,
+        model_s3_uri: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="FSx for Lustre: Lustre ports from the EKS cluster and itself only",
+            allow_all_outbound=False,
+        )
+        for peer, name in ((client_security_group, "EKS cluster"), (self.security_group, "itself")):
+            for port in LUSTRE_PORTS:
+                self.security_group.add_ingress_rule(peer, port, f"Lustre from {name}")
+                self.security_group.add_egress_rule(peer, port, f"Lustre to {name}")
+
+        self.file_system = fsx.LustreFileSystem(
+            self,
+            "FileSystem",
+            vpc=vpc,
+            vpc_subnet=subnet,
+            security_group=self.security_group,
+            storage_capacity_gib=storage_gib,
+            lustre_configuration=fsx.LustreConfiguration(
+                deployment_type=fsx.LustreDeploymentType[deployment_type],
+                per_unit_storage_throughput=throughput_per_tib,
+                data_compression_type=fsx.LustreDataCompressionType.LZ4,
+            ),
+            file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
+            # Never leave the L2's RETAIN default implicit: the caller decides.
+            removal_policy=RemovalPolicy[removal_policy],
+        )
+        self.s3_link_path: str | None = None
+        if model_s3_uri and deployment_type == "PERSISTENT_2":
+            # Files appear at once as metadata and load from S3 on first read.
+            fsx.CfnDataRepositoryAssociation(
+                self,
+                "ModelRepository",
+                file_system_id=self.file_system.file_system_id,
+                file_system_path=S3_LINK_PATH,
+                data_repository_path=model_s3_uri.rstrip("/") + "/",
+                batch_import_meta_data_on_create=True,
+                s3=fsx.CfnDataRepositoryAssociation.S3Property(
+                    auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
+                        events=["NEW", "CHANGED", "DELETED"]
+                    )
+                ),
+            )
+            self.s3_link_path = S3_LINK_PATH
