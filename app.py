@@ -74,7 +74,8 @@ def main() -> int:
     try:
         build_app(app)
     except ConfigError as error:
-        print(f"Invalid configuration:\n{error}", file=sys.stderr)
+        for problem in error.problems:
+            print(f"Invalid setting {problem}", file=sys.stderr)
         return 2
     app.synth()
     return 0
