@@ -394,6 +394,14 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
         ),
         "nat_gateways": reader.integer("natGateways", 1, minimum=1, maximum=3),
     }
+    if values["capacity_block"] and not values["capacity_reservation_id"]:
+        reader.fail(
+            "capacityBlock",
+            True,
+            "a Capacity Block is used through its reservation",
+            "also set capacityReservationId=cr-...",
+        )
+
     plan = None
     if not reader.problems:
         try:

@@ -59,6 +59,9 @@ class EfaNodeGroup(Construct):
             self,
             "LaunchTemplate",
             launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
+                # In the template, not the node group: aws-cdk-lib's AMI/instance check does
+                # not know every GPU family (p5, g6e) and would refuse the NVIDIA AMI.
+                instance_type=instance.name,
                 network_interfaces=[
                     ec2.CfnLaunchTemplate.NetworkInterfaceProperty(
                         network_card_index=card,
@@ -107,7 +110,6 @@ class EfaNodeGroup(Construct):
                 id=self.launch_template.ref,
                 version=self.launch_template.attr_latest_version_number,
             ),
-            instance_types=[ec2.InstanceType(instance.name)],
             ami_type=eks.NodegroupAmiType.AL2023_X86_64_NVIDIA,
             capacity_type=eks.CapacityType.CAPACITY_BLOCK
             if capacity_block
