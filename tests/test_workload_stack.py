@@ -22,7 +22,8 @@ from aws_cdk import aws_eks_v2 as eks
 from config.catalog import INSTANCES
 from config.settings import DOCUMENTATION_CIDR, Config, config_from_context
 from config.versions import ALB_CONTROLLER_VERSION, CHARTS, VLLM_DLC_REPOSITORY, VLLM_DLC_TAG
-from conftest import HELM_TYPE, MANIFEST_TYPE, STACK_IDS, Synthesized, cdk_json_context
+
+from conftest import STACK_IDS, Synthesized, cdk_json_context, render_tokens
 
 WORKLOAD = "VllmWorkloadStack"
 CLUSTER = "VllmClusterStack"
@@ -159,11 +160,21 @@ def gpu_nodegroup(app: Synthesized) -> dict[str, Any]:
     return groups[0]
 
 
+def gpu_nodegroup_ids(app: Synthesized) -> list[str]:
+    return [
+        lid
+        for lid, r in app.resources(GPU_STACK, "AWS::EKS::Nodegroup").items()
+        if r["Properties"].get("Taints")
+    ]
+
+
 def gpu_taints(app: Synthesized) -> list[dict[str, str]]:
     """The GPU node group's taints in Kubernetes spelling (NO_SCHEDULE -> NoSchedule)."""
-    spelling = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": (
-        "PreferNoSchedule"
-    )}
+    spelling = {
+        "NO_SCHEDULE": "NoSchedule",
+        "NO_EXECUTE": "NoExecute",
+        "PREFER_NO_SCHEDULE": ("PreferNoSchedule"),
+    }
     return [
         {"key": t["Key"], "value": t.get("Value", ""), "effect": spelling[t["Effect"]]}
         for t in gpu_nodegroup(app)["Taints"]
@@ -231,15 +242,13 @@ def outputs_matching(app: Synthesized, name: str) -> dict[str, Any]:
 
 
 def output_text(app: Synthesized, name: str) -> str:
-    from conftest import render_tokens
-
     return render_tokens(outputs_matching(app, name)["Value"])
 
 
 def evaluate_rule_assertion(expression: Any) -> bool | None:
     """Evaluate a Rules assertion built only from literals; None if it depends on input."""
     if isinstance(expression, dict) and len(expression) == 1:
-        (function, arguments), = expression.items()
+        ((function, arguments),) = expression.items()
         if function == "Fn::Equals":
             left, right = arguments
             if isinstance(left, str) and isinstance(right, str):
@@ -302,9 +311,7 @@ def test_given_default_config_when_synthesized_then_alb_controller_chart_3_2_2_i
 
 
 @pytest.mark.parametrize("stack_id", [s for s in STACK_IDS if s != WORKLOAD])
-def test_given_default_config_then_no_other_stack_installs_an_alb_controller(
-    default_app, stack_id
-):
+def test_given_default_config_then_no_other_stack_installs_an_alb_controller(default_app, stack_id):
     """The cluster's own alb_controller option cycles with the node group stack (DESIGN 2)."""
     charts = [r["Chart"] for r in default_app.helm_releases(stack_id).values()]
     assert ALB_CHART not in charts
@@ -654,9 +661,7 @@ def test_given_ray_executor_then_only_the_leaderworkerset_manifest_changes(defau
             assert default_app.json(stack_id) == ray_app.json(stack_id), stack_id
 
 
-def test_given_ray_executor_then_inside_the_lws_only_commands_and_args_change(
-    default_app, ray_app
-):
+def test_given_ray_executor_then_inside_the_lws_only_commands_and_args_change(default_app, ray_app):
     paths = [
         ("spec", "leaderWorkerTemplate", template, "spec", "containers", 0, field)
         for template in ("leaderTemplate", "workerTemplate")
@@ -675,9 +680,7 @@ def test_given_p5_then_workload_changes_only_in_the_leaderworkerset(default_app,
         assert default_app.json(stack_id) == p5_app.json(stack_id), stack_id
 
 
-def test_given_p5_then_the_lws_changes_only_in_sizing_and_instance_selector(
-    default_app, p5_app
-):
+def test_given_p5_then_the_lws_changes_only_in_sizing_and_instance_selector(default_app, p5_app):
     instance = INSTANCES["p5.48xlarge"]
     specs = pod_specs(p5_app)
     for spec in specs.values():
@@ -729,19 +732,11 @@ def test_given_p5_then_gpu_stack_changes_only_in_launch_template_interfaces_and_
             "InstanceTypes"
         }
     instance_types = {new.get("InstanceType")} | {
-        t for lid in gpu_nodegroup_ids(p5_app) for t in after[lid]["Properties"].get(
-            "InstanceTypes", []
-        )
+        t
+        for lid in gpu_nodegroup_ids(p5_app)
+        for t in after[lid]["Properties"].get("InstanceTypes", [])
     }
     assert instance_types - {None} == {"p5.48xlarge"}
-
-
-def gpu_nodegroup_ids(app: Synthesized) -> list[str]:
-    return [
-        lid
-        for lid, r in app.resources(GPU_STACK, "AWS::EKS::Nodegroup").items()
-        if r["Properties"].get("Taints")
-    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -918,9 +913,7 @@ def test_given_default_config_then_leader_reads_the_key_from_the_synced_kubernet
     assert provider["spec"]["provider"] == "aws"
     assert provider["spec"]["parameters"]["usePodIdentity"] == "true"
     synced = {
-        (s["secretName"], d["key"])
-        for s in provider["spec"]["secretObjects"]
-        for d in s["data"]
+        (s["secretName"], d["key"]) for s in provider["spec"]["secretObjects"] for d in s["data"]
     }
     assert (ref["name"], ref["key"]) in synced
     objects = yaml.safe_load(provider["spec"]["parameters"]["objects"])
@@ -989,7 +982,9 @@ def test_given_no_allowed_cidrs_then_a_template_rule_refuses_deploy(default_app)
         and any(evaluate_rule_assertion(a["Assert"]) is False for a in rule["Assertions"])
     ]
     assert blocking, "the rule does not always fail"
-    descriptions = " ".join(a.get("AssertDescription", "") for r in blocking for a in r["Assertions"])
+    descriptions = " ".join(
+        a.get("AssertDescription", "") for r in blocking for a in r["Assertions"]
+    )
     assert "allowedCidrs" in descriptions
 
 
