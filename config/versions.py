@@ -139,6 +139,7 @@ CHARTS: dict[str, ChartPin] = {
 
 # aws-cdk-lib bundles the controller's IAM policy per version; V3_2_2 is the newest it has.
 ALB_CONTROLLER_VERSION = "V3_2_2"
+ALB_CONTROLLER_IMAGE = "public.ecr.aws/eks/aws-load-balancer-controller"
 
 # AWS vLLM Deep Learning Container (ENTRYPOINT is `vllm serve "$@"`).
 VLLM_DLC_REPOSITORY = "vllm"

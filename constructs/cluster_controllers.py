@@ -10,8 +10,9 @@ from constructs import Construct
 from constructs.efa_node_group import GPU_NODE_LABELS, GPU_TAINT
 from constructs.inference_cluster import SYSTEM_NODE_LABELS
 
-from config.versions import ALB_CONTROLLER_VERSION, CHARTS
+from config.versions import ALB_CONTROLLER_IMAGE, ALB_CONTROLLER_VERSION, CHARTS
 
+CHART_TIMEOUT = Duration.minutes(10)
 GPU_TOLERATIONS = [
     {"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"},
 ]
@@ -51,6 +52,14 @@ class ClusterControllers(Construct):
             cluster=cluster,
             version=getattr(eks.AlbControllerVersion, ALB_CONTROLLER_VERSION),
             additional_helm_chart_values={"nodeSelector": SYSTEM_NODE_LABELS},
+            # The public gallery serves every region; the library default pulls across
+            # regions from us-west-2's private registry.
+            repository=ALB_CONTROLLER_IMAGE,
+        )
+        # Leave Helm's wait inside the kubectl Lambda's 15 minutes, as for every other chart.
+        release = self.load_balancer_controller.node.find_child("Resource")
+        release.node.default_child.node.default_child.add_property_override(
+            "Timeout", f"{CHART_TIMEOUT.to_seconds():.0f}s"
         )
         self._acknowledge_controller_policy()
         self.fsx_csi_driver = self._chart(
@@ -127,7 +136,7 @@ class ClusterControllers(Construct):
             create_namespace=True,
             values=values,
             wait=True,
-            timeout=Duration.minutes(10),
+            timeout=CHART_TIMEOUT,
         )
         # The controller's Service webhook rejects Services until its pods answer.
         chart.node.add_dependency(self.load_balancer_controller)

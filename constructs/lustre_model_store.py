@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Names, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from constructs import Construct
@@ -58,6 +58,11 @@ class LustreModelStore(Construct):
             file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
             # Never leave the L2's RETAIN default implicit: the caller decides.
             removal_policy=RemovalPolicy[removal_policy],
+        )
+        # The L2 always adds its own self-referencing TCP 988-1023 rule; only 988 and
+        # 1018-1023 are Lustre's, so drop the wider range.
+        self.security_group.node.try_remove_child(
+            f"from {Names.unique_id(self.security_group)}:988-1023"
         )
         self.s3_link_path: str | None = None
         if model_s3_uri and deployment_type == "PERSISTENT_2":

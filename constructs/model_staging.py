@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+from aws_cdk import Acknowledgment, Aws, Validations
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_fsx as fsx
-from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.inference_cluster import SYSTEM_NODE_LABELS
@@ -149,6 +150,25 @@ class ModelStaging(Construct):
             self.job.node.add_dependency(self.token_provider)
 
     def _grant_s3_read(self, model_s3_uri: str) -> None:
+        """Read-only access to the model's prefix: list it, get its objects, nothing else."""
         bucket_name, _, prefix = model_s3_uri.removeprefix("s3://").partition("/")
-        bucket = s3.Bucket.from_bucket_name(self, "ModelBucket", bucket_name)
-        bucket.grant_read(self.service_account, f"{prefix.rstrip('/')}/*" if prefix else "*")
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        objects_arn = f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{prefix}*"
+        self.service_account.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects_arn])
+        )
+        self.service_account.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_name}"],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
+        policy = self.service_account.role.node.find_child("DefaultPolicy").node.default_child
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket_name}/{prefix}*]",
+                reason=f"The staging Job copies every object under {model_s3_uri}; the weight "
+                "files' names are only known in the bucket. Read-only, that prefix only.",
+            )
+        )

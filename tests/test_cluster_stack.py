@@ -83,7 +83,9 @@ def test_given_defaults_when_synthesized_then_public_and_private_subnets_span_tw
 ):
     for subnet_type in ("Public", "Private"):
         found = subnets(default_app, subnet_type)
-        zones = {json.dumps(subnet["AvailabilityZone"], sort_keys=True) for subnet in found.values()}
+        zones = {
+            json.dumps(subnet["AvailabilityZone"], sort_keys=True) for subnet in found.values()
+        }
         assert len(zones) >= 2, f"{subnet_type} subnets in {len(zones)} AZ(s)"
     assert all(not s["MapPublicIpOnLaunch"] for s in subnets(default_app, "Private").values())
 

@@ -86,7 +86,8 @@ def private_subnet_in(app, zone) -> str:
     matches = [
         logical_id
         for logical_id, subnet in app.resources(CLUSTER_STACK, "AWS::EC2::Subnet").items()
-        if private in subnet["Properties"]["Tags"] and subnet["Properties"]["AvailabilityZone"] == zone
+        if private in subnet["Properties"]["Tags"]
+        and subnet["Properties"]["AvailabilityZone"] == zone
     ]
     assert len(matches) == 1, f"private subnets in {zone}: {matches}"
     return matches[0]
@@ -237,7 +238,12 @@ def test_given_instance_type_when_synthesized_then_node_group_uses_the_al2023_nv
     instance_type, app, _ = gpu_case
     properties = nodegroup(app)
     assert properties["AmiType"] == "AL2023_x86_64_NVIDIA"
-    assert properties["InstanceTypes"] == [instance_type]
+    # The instance type is named once: on the node group or in its launch template.
+    declared = [
+        *properties.get("InstanceTypes", []),
+        *[t for t in [launch_template_data(app).get("InstanceType")] if t],
+    ]
+    assert declared == [instance_type]
     template_id, _ = only(app.resources(STACK, "AWS::EC2::LaunchTemplate"))
     assert properties["LaunchTemplate"]["Id"] == {"Ref": template_id}
 
@@ -245,7 +251,9 @@ def test_given_instance_type_when_synthesized_then_node_group_uses_the_al2023_nv
 def test_given_defaults_when_synthesized_then_node_group_uses_only_the_first_private_subnet(
     default_app,
 ):
-    expected = imported(default_app, CLUSTER_STACK, {"Ref": private_subnet_in(default_app, FIRST_AZ)})
+    expected = imported(
+        default_app, CLUSTER_STACK, {"Ref": private_subnet_in(default_app, FIRST_AZ)}
+    )
     assert nodegroup(default_app)["Subnets"] == [expected]
 
 
@@ -253,7 +261,9 @@ def test_given_gpu_availability_zone_us_west_2b_when_synthesized_then_node_group
     custom_app,
 ):
     subnet_id = private_subnet_in(custom_app, "us-west-2b")
-    assert nodegroup(custom_app)["Subnets"] == [imported(custom_app, CLUSTER_STACK, {"Ref": subnet_id})]
+    assert nodegroup(custom_app)["Subnets"] == [
+        imported(custom_app, CLUSTER_STACK, {"Ref": subnet_id})
+    ]
 
 
 def test_given_instance_type_when_synthesized_then_gpu_nodes_are_tainted_no_schedule(gpu_case):
