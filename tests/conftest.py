@@ -19,6 +19,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_IDS = ("VllmClusterStack", "VllmGpuNodeGroupStack", "VllmFsxStack", "VllmWorkloadStack")
 # Tests need templates, not the staged kubectl-layer zips.
 NO_ASSET_STAGING = {"aws:cdk:disable-asset-staging": True}
+# Every non-default cluster, GPU and FSx setting in one variant, shared by the stack tests
+# so the session synthesizes it once.
+CUSTOM_VARIANT = {
+    "natGateways": 2,
+    "endpointPublicAccessCidrs": "203.0.113.0/24",
+    "adminPrincipalArn": "arn:aws:iam::123456789012:role/PlatformAdmin",
+    "availabilityZones": "us-west-2a,us-west-2b,us-west-2c",
+    "gpuAvailabilityZone": "us-west-2b",
+    "gpuRootVolumeGiB": 500,
+    "capacityReservationId": "cr-0123456789abcdef0",
+    "capacityBlock": True,
+    "replicas": 2,
+    "fsxStorageGiB": 2400,
+    "fsxRemovalPolicy": "RETAIN",
+    "hfTokenSecretName": "hf/token",
+}
 MANIFEST_TYPE = "Custom::AWSCDK-EKS-KubernetesResource"
 HELM_TYPE = "Custom::AWSCDK-EKS-HelmChart"
 
@@ -90,6 +106,12 @@ class Synthesized:
         return self.json(stack_id)["Resources"][logical_id].get("DependsOn", [])
 
 
+def only(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The single (logical id, resource) in `resources`, failing clearly if there are more."""
+    assert len(resources) == 1, f"expected exactly one resource, found {sorted(resources)}"
+    return next(iter(resources.items()))
+
+
 def render_tokens(value: Any) -> str:
     """Flatten an Fn::Join of strings and intrinsics into text, intrinsics as <...> markers."""
     if isinstance(value, str):
@@ -129,3 +151,9 @@ def synth_variant() -> Callable[..., Synthesized]:
 def default_app(synth_variant: Callable[..., Synthesized]) -> Synthesized:
     """The app exactly as `make synth` builds it with no -c settings."""
     return synth_variant()
+
+
+@pytest.fixture(scope="session")
+def custom_app(synth_variant: Callable[..., Synthesized]) -> Synthesized:
+    """Every non-default cluster, GPU and FSx setting at once (CUSTOM_VARIANT)."""
+    return synth_variant(**CUSTOM_VARIANT)

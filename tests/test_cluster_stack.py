@@ -9,37 +9,14 @@ from aws_cdk.assertions import Match
 
 from config.versions import DEFAULT_KUBERNETES_VERSION, EKS_ADDONS
 
+from conftest import CUSTOM_VARIANT as CUSTOM
+from conftest import only
+
 STACK = "VllmClusterStack"
-ADMIN_ARN = "arn:aws:iam::123456789012:role/PlatformAdmin"
-RESTRICTED_ENDPOINT_CIDR = "203.0.113.0/24"
-# Every non-default cluster/GPU/FSx setting in one variant (identical in the GPU and FSx
-# tests, so the session synthesizes it once).
-CUSTOM = {
-    "natGateways": 2,
-    "endpointPublicAccessCidrs": RESTRICTED_ENDPOINT_CIDR,
-    "adminPrincipalArn": ADMIN_ARN,
-    "availabilityZones": "us-west-2a,us-west-2b,us-west-2c",
-    "gpuAvailabilityZone": "us-west-2b",
-    "gpuRootVolumeGiB": 500,
-    "capacityReservationId": "cr-0123456789abcdef0",
-    "capacityBlock": True,
-    "replicas": 2,
-    "fsxStorageGiB": 2400,
-    "fsxRemovalPolicy": "RETAIN",
-    "hfTokenSecretName": "hf/token",
-}
+ADMIN_ARN = CUSTOM["adminPrincipalArn"]
+RESTRICTED_ENDPOINT_CIDR = CUSTOM["endpointPublicAccessCidrs"]
 CONTROL_PLANE_LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
 MANAGED_ADDONS = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"}
-
-
-@pytest.fixture(scope="module")
-def custom_app(synth_variant):
-    return synth_variant(**CUSTOM)
-
-
-def only(resources: dict) -> tuple[str, dict]:
-    assert len(resources) == 1, f"expected exactly one resource, found {sorted(resources)}"
-    return next(iter(resources.items()))
 
 
 def cluster(app) -> tuple[str, dict]:

@@ -11,6 +11,8 @@ import pytest
 import manifests
 from config.versions import CHARTS
 
+from conftest import only
+
 FSX = "VllmFsxStack"
 GPU = "VllmGpuNodeGroupStack"
 CLUSTER = "VllmClusterStack"
@@ -21,39 +23,14 @@ PERSISTENT = {
     "fsxThroughputPerTiB": 500,
     "modelS3Uri": MODEL_S3_URI,
 }
-# Identical to the variant in test_cluster_stack.py / test_gpu_node_group.py (synthesized once).
-CUSTOM = {
-    "natGateways": 2,
-    "endpointPublicAccessCidrs": "203.0.113.0/24",
-    "adminPrincipalArn": "arn:aws:iam::123456789012:role/PlatformAdmin",
-    "availabilityZones": "us-west-2a,us-west-2b,us-west-2c",
-    "gpuAvailabilityZone": "us-west-2b",
-    "gpuRootVolumeGiB": 500,
-    "capacityReservationId": "cr-0123456789abcdef0",
-    "capacityBlock": True,
-    "replicas": 2,
-    "fsxStorageGiB": 2400,
-    "fsxRemovalPolicy": "RETAIN",
-    "hfTokenSecretName": "hf/token",
-}
 FSX_MOUNT = "/fsx"
 LUSTRE_PORT_RANGES = {(988, 988), (1018, 1023)}
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
 @pytest.fixture(scope="module")
-def custom_app(synth_variant):
-    return synth_variant(**CUSTOM)
-
-
-@pytest.fixture(scope="module")
 def persistent_app(synth_variant):
     return synth_variant(**PERSISTENT)
-
-
-def only(resources: dict) -> tuple[str, dict]:
-    assert len(resources) == 1, f"expected exactly one resource, found {sorted(resources)}"
-    return next(iter(resources.items()))
 
 
 def file_system(app) -> tuple[str, dict]:

@@ -12,24 +12,12 @@ import pytest
 
 from config.catalog import INSTANCES
 
+from conftest import CUSTOM_VARIANT as CUSTOM
+from conftest import only
+
 STACK = "VllmGpuNodeGroupStack"
 CLUSTER_STACK = "VllmClusterStack"
 P5 = {"gpuInstanceType": "p5.48xlarge"}
-# Identical to the variant in test_cluster_stack.py / test_fsx_stack.py (synthesized once).
-CUSTOM = {
-    "natGateways": 2,
-    "endpointPublicAccessCidrs": "203.0.113.0/24",
-    "adminPrincipalArn": "arn:aws:iam::123456789012:role/PlatformAdmin",
-    "availabilityZones": "us-west-2a,us-west-2b,us-west-2c",
-    "gpuAvailabilityZone": "us-west-2b",
-    "gpuRootVolumeGiB": 500,
-    "capacityReservationId": "cr-0123456789abcdef0",
-    "capacityBlock": True,
-    "replicas": 2,
-    "fsxStorageGiB": 2400,
-    "fsxRemovalPolicy": "RETAIN",
-    "hfTokenSecretName": "hf/token",
-}
 GPU_TAINT = {"Key": "nvidia.com/gpu", "Value": "true", "Effect": "NO_SCHEDULE"}
 # (instance type, overrides, EFA network cards AWS documents for it)
 INSTANCE_CASES = [("p4d.24xlarge", {}, 4), ("p5.48xlarge", P5, 32)]
@@ -40,16 +28,6 @@ def gpu_case(request, synth_variant):
     """(instance type, synthesized app, expected EFA interface count) for each instance type."""
     instance_type, overrides, efa_cards = request.param
     return instance_type, synth_variant(**overrides), efa_cards
-
-
-@pytest.fixture(scope="module")
-def custom_app(synth_variant):
-    return synth_variant(**CUSTOM)
-
-
-def only(resources: dict) -> tuple[str, dict]:
-    assert len(resources) == 1, f"expected exactly one resource, found {sorted(resources)}"
-    return next(iter(resources.items()))
 
 
 def launch_template_data(app) -> dict:
