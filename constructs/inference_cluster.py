@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Names, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.versions import EKS_ADDONS, KUBERNETES_RELEASES
@@ -64,6 +65,20 @@ class InferenceCluster(Construct):
             "SecretsKey",
             description="Envelope encryption of Kubernetes secrets",
             enable_key_rotation=True,
+            # Destroy leaves nothing behind; KMS still waits 7 days before deleting it.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        # EKS writes control-plane logs to this fixed group name and would create it itself,
+        # outside CloudFormation, where destroy cannot reach it: create it first, with the
+        # name decided at synth.
+        cluster_name = Names.unique_resource_name(self, max_length=100, separator="-")
+        control_plane_logs = logs.LogGroup(
+            self,
+            "ControlPlaneLogs",
+            log_group_name=f"/aws/eks/{cluster_name}/cluster",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         endpoint_access = eks.EndpointAccess.PUBLIC_AND_PRIVATE
         if endpoint_public_access_cidrs:
@@ -71,6 +86,7 @@ class InferenceCluster(Construct):
         self.cluster = eks.Cluster(
             self,
             "Cluster",
+            cluster_name=cluster_name,
             version=eks.KubernetesVersion.of(kubernetes_version),
             vpc=vpc,
             vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
@@ -89,6 +105,7 @@ class InferenceCluster(Construct):
                 kubectl_layer=kubectl_layer(self, "KubectlLayer", kubernetes_version),
             ),
         )
+        self.cluster.node.add_dependency(control_plane_logs)
         self.system_nodes = self.cluster.add_nodegroup_capacity(
             "SystemNodes",
             instance_types=[ec2.InstanceType(system_instance_type)],
@@ -102,6 +119,10 @@ class InferenceCluster(Construct):
         )
         self._add_managed_addons(kubernetes_version)
         self._acknowledge_library_findings()
+        # The kubectl provider's Lambda log groups default to RETAIN; destroy leaves nothing.
+        for child in self.cluster.node.find_child("KubectlProvider").node.find_all():
+            if isinstance(child, logs.CfnLogGroup):
+                child.apply_removal_policy(RemovalPolicy.DESTROY)
         if admin_principal_arn:
             self.cluster.grant_access(
                 "AdminAccess",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PROJECT_ROOT, cdk_json_context
+from conftest import PROJECT_ROOT, STACK_IDS, cdk_json_context
 
 
 def _stack_dependencies(synthesized) -> dict[str, set[str]]:
@@ -136,3 +136,35 @@ def test_every_helm_chart_and_the_cli_are_pinned():
     requirements = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     packages = [line for line in requirements if line and not line.startswith("#")]
     assert packages and all("==" in line for line in packages)
+
+
+def test_given_default_config_then_destroy_retains_no_resource(default_app):
+    """SCRATCH_2 defaults: `cdk destroy --all` leaves nothing that keeps costing or clutters."""
+    retained = {
+        (stack_id, logical_id)
+        for stack_id in (
+            "VllmClusterStack",
+            "VllmGpuNodeGroupStack",
+            "VllmFsxStack",
+            "VllmWorkloadStack",
+        )
+        for logical_id, resource in default_app.json(stack_id)["Resources"].items()
+        if resource.get("DeletionPolicy", "Delete") != "Delete"
+    }
+    assert retained == set()
+
+
+def test_given_default_config_then_control_plane_log_group_exists_before_the_cluster(
+    default_app,
+):
+    """EKS would otherwise create /aws/eks/<name>/cluster itself, out of destroy's reach."""
+    resources = default_app.json("VllmClusterStack")["Resources"]
+    (cluster,) = [v for v in resources.values() if v["Type"] == "AWS::EKS::Cluster"]
+    name = cluster["Properties"]["Name"]
+    ((log_id, _),) = [
+        (k, v)
+        for k, v in resources.items()
+        if v["Type"] == "AWS::Logs::LogGroup"
+        and v["Properties"].get("LogGroupName") == f"/aws/eks/{name}/cluster"
+    ]
+    assert log_id in cluster["DependsOn"]
