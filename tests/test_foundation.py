@@ -142,12 +142,7 @@ def test_given_default_config_then_destroy_retains_no_resource(default_app):
     """SCRATCH_2 defaults: `cdk destroy --all` leaves nothing that keeps costing or clutters."""
     retained = {
         (stack_id, logical_id)
-        for stack_id in (
-            "VllmClusterStack",
-            "VllmGpuNodeGroupStack",
-            "VllmFsxStack",
-            "VllmWorkloadStack",
-        )
+        for stack_id in STACK_IDS
         for logical_id, resource in default_app.json(stack_id)["Resources"].items()
         if resource.get("DeletionPolicy", "Delete") != "Delete"
     }
