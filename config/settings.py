@@ -274,6 +274,7 @@ def _read_model(reader: _Reader, model_id: str) -> ModelSpec | None:
         return MODELS.get(model_id)
     if present:
         numbers = {MODEL_ARCHITECTURE_KEYS[key]: value for key, value in given.items()}
+        # Parameters are only reported, never sized on: assume 16-bit weights.
         return ModelSpec(model_id=model_id, parameters=numbers["weight_bytes"] // 2, **numbers)
     return MODELS.get(model_id)
 
@@ -402,17 +403,21 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "also set capacityReservationId=cr-...",
         )
 
+    tensor_parallel_size = reader.integer("tensorParallelSize", None, minimum=1)
+    pipeline_parallel_size = reader.integer("pipelineParallelSize", None, minimum=1)
+    max_model_len = reader.integer("maxModelLen", None, minimum=1)
     plan = None
+    # The planner's numbers only mean something once every input above is valid.
     if not reader.problems:
         try:
             plan = plan_capacity(
                 model=model,
                 instance=instance,
                 nodes=gpu_node_count,
-                tensor_parallel_size=reader.integer("tensorParallelSize", None, minimum=1),
-                pipeline_parallel_size=reader.integer("pipelineParallelSize", None, minimum=1),
+                tensor_parallel_size=tensor_parallel_size,
+                pipeline_parallel_size=pipeline_parallel_size,
                 gpu_memory_utilization=values["gpu_memory_utilization"],
-                max_model_len=reader.integer("maxModelLen", None, minimum=1),
+                max_model_len=max_model_len,
                 fsx_throughput_mb_s=fsx_throughput_mb_s(fsx_type, fsx_storage, fsx_throughput),
             )
         except ConfigError as error:

@@ -71,7 +71,10 @@ class EfaNodeGroup(Construct):
                         delete_on_termination=True,
                     )
                     for card in range(instance.efa_interfaces)
-                ],
+                ]
+                or None,
+                # An instance without EFA keeps its default interface; the groups go here.
+                security_group_ids=None if instance.efa_interfaces else security_groups,
                 placement=ec2.CfnLaunchTemplate.PlacementProperty(
                     group_name=self.placement_group.ref
                 ),

@@ -1024,3 +1024,37 @@ def test_given_default_config_then_outputs_give_url_key_command_curls_and_kubeco
 def test_given_certificate_arn_then_the_endpoint_url_is_https(locked_app):
     assert output_text(locked_app, "EndpointUrl").startswith("https://")
     assert "https://" in output_text(locked_app, "CurlCompletions")
+
+
+SMALL_MODEL_ON_G5 = {
+    "gpuInstanceType": "g5.xlarge",
+    "gpuNodeCount": 1,
+    "modelId": "Qwen/Qwen2.5-0.5B-Instruct",
+    "modelWeightBytes": 988_097_824,
+    "modelLayers": 24,
+    "modelAttentionHeads": 14,
+    "modelKvHeads": 2,
+    "modelHeadDim": 64,
+    "modelMaxContext": 32_768,
+}
+
+
+def test_given_an_instance_without_efa_then_no_efa_is_wired_or_requested(synth_variant):
+    """GIVEN a small catalogued-by-keys model on g5.xlarge (no EFA)
+    WHEN synthesized THEN the node keeps its default interface and pods ask for no EFA."""
+    app = synth_variant(**SMALL_MODEL_ON_G5)
+    (template,) = [
+        r
+        for r in app.json("VllmGpuNodeGroupStack")["Resources"].values()
+        if r["Type"] == "AWS::EC2::LaunchTemplate"
+    ]
+    data = template["Properties"]["LaunchTemplateData"]
+    assert "NetworkInterfaces" not in data
+    assert len(data["SecurityGroupIds"]) == 2
+    leader = app.kubernetes_object("LeaderWorkerSet")["spec"]["leaderWorkerTemplate"][
+        "leaderTemplate"
+    ]["spec"]["containers"][0]
+    assert "vpc.amazonaws.com/efa" not in leader["resources"]["limits"]
+    assert "FI_PROVIDER" not in {env["name"] for env in leader["env"]}
+    assert int(leader["resources"]["requests"]["cpu"]) >= 1
+    assert "--max-model-len" in leader["args"]
