@@ -40,7 +40,7 @@ class EfaNodeGroup(Construct):
             description="EFA traffic between GPU nodes: all protocols, only to and from itself",
             allow_all_outbound=False,
         )
-        # EFA's SRD traffic is not IP-routed, so an 0.0.0.0/0 egress rule would not cover it:
+        # EFA's SRD traffic is not IP-routed, so an all-addresses egress rule would not cover it:
         # it needs explicit self-referencing rules in both directions.
         self.efa_security_group.add_ingress_rule(
             self.efa_security_group, ec2.Port.all_traffic(), "EFA from peer GPU nodes"

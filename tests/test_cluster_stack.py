@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match
 from config.versions import DEFAULT_KUBERNETES_VERSION, EKS_ADDONS
 
 from conftest import CUSTOM_VARIANT as CUSTOM
-from conftest import only
+from conftest import only, render_tokens
 
 STACK = "VllmClusterStack"
 ADMIN_ARN = CUSTOM["adminPrincipalArn"]
@@ -40,16 +40,6 @@ def route_tables_of(app, subnet_ids) -> set[str]:
         for association in app.resources(STACK, "AWS::EC2::SubnetRouteTableAssociation").values()
         if association["Properties"]["SubnetId"]["Ref"] in subnet_ids
     }
-
-
-def flatten(value) -> str:
-    """An Fn::Join of literal strings and pseudo parameters as plain text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(flatten(part) for part in parts)
-    return json.dumps(value)
 
 
 # --- VPC -----------------------------------------------------------------------------------
@@ -120,7 +110,7 @@ def test_given_defaults_when_synthesized_then_s3_gateway_endpoint_serves_private
     _, endpoint = only(default_app.resources(STACK, "AWS::EC2::VPCEndpoint"))
     properties = endpoint["Properties"]
     assert properties["VpcEndpointType"] == "Gateway"
-    assert flatten(properties["ServiceName"]).endswith(".s3")
+    assert render_tokens(properties["ServiceName"]).endswith(".s3")
     attached = {table["Ref"] for table in properties["RouteTableIds"]}
     assert route_tables_of(default_app, set(subnets(default_app, "Private"))) <= attached
 
@@ -238,7 +228,7 @@ def test_given_admin_principal_arn_when_synthesized_then_it_gets_cluster_admin_a
     assert entry["ClusterName"] == {"Ref": cluster_id}
     (policy,) = entry["AccessPolicies"]
     assert policy["AccessScope"] == {"Type": "cluster"}
-    assert flatten(policy["PolicyArn"]).endswith(
+    assert render_tokens(policy["PolicyArn"]).endswith(
         ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     )
     default_count = len(default_app.resources(STACK, "AWS::EKS::AccessEntry"))

@@ -11,7 +11,7 @@ import pytest
 import manifests
 from config.versions import CHARTS
 
-from conftest import only
+from conftest import only, render_tokens
 
 FSX = "VllmFsxStack"
 GPU = "VllmGpuNodeGroupStack"
@@ -98,17 +98,6 @@ def role_policy_statements(app, service_account: str) -> list[dict]:
         if {"Ref": role_id} in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-
-
-def flatten(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(flatten(part) for part in parts)
-    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"].startswith("AWS::"):
-        return "<" + value["Ref"] + ">"
-    return json.dumps(value)
 
 
 def as_list(value) -> list:
@@ -245,7 +234,7 @@ def test_given_model_s3_uri_when_synthesized_then_staging_role_can_read_that_buc
         if statement["Effect"] != "Allow":
             continue
         for resource in as_list(statement["Resource"]):
-            allowed.setdefault(flatten(resource), set()).update(as_list(statement["Action"]))
+            allowed.setdefault(render_tokens(resource), set()).update(as_list(statement["Action"]))
 
     def grants(resource: str, action: str) -> bool:
         return any(
@@ -253,8 +242,8 @@ def test_given_model_s3_uri_when_synthesized_then_staging_role_can_read_that_buc
             for granted in allowed.get(resource, ())
         )
 
-    assert grants("arn:<AWS::Partition>:s3:::my-models/deepseek/*", "s3:GetObject")
-    assert grants("arn:<AWS::Partition>:s3:::my-models", "s3:ListBucket")
+    assert grants("arn:<{'Ref': 'AWS::Partition'}>:s3:::my-models/deepseek/*", "s3:GetObject")
+    assert grants("arn:<{'Ref': 'AWS::Partition'}>:s3:::my-models", "s3:ListBucket")
 
 
 # --- CSI driver, PersistentVolume and claim ------------------------------------------------
@@ -423,7 +412,7 @@ def test_given_hf_token_secret_name_when_synthesized_then_token_is_a_mounted_csi
     assert provider["spec"]["provider"] == "aws"
     assert ":secret:hf/token" in provider["spec"]["parameters"]["objects"]
     secret_reads = [
-        flatten(resource)
+        render_tokens(resource)
         for statement in role_policy_statements(custom_app, "model-stager")
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
         for resource in as_list(statement["Resource"])
