@@ -38,7 +38,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 plan: setup
-	$(PYTHON) -m config.plan_report $(ARGS)
+	$(PYTHON) -m planning.plan_report $(ARGS)
 
 diff: setup
 	cdk diff $(STACKS) $(ARGS)

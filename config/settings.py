@@ -13,10 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from config.catalog import INSTANCES, MODELS, InstanceSpec, ModelSpec
 from config.errors import ConfigError, Problem
-from config.planner import Plan, fsx_throughput_mb_s, plan_capacity
 from config.versions import DEFAULT_KUBERNETES_VERSION, KUBERNETES_RELEASES
+from planning.catalog import INSTANCES, MODELS, InstanceSpec, ModelSpec
+from planning.planner import Plan, fsx_throughput_mb_s, plan_capacity
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 from constructs.inference_cluster import acknowledge_node_role_policies
 
-from config.catalog import InstanceSpec
+from planning.catalog import InstanceSpec
 
 GPU_TAINT = eks.TaintSpec(key="nvidia.com/gpu", value="true", effect=eks.TaintEffect.NO_SCHEDULE)
 # `nvidia.com/gpu.present` is what the NVIDIA device plugin chart's node affinity selects on.

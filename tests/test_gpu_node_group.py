@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from config.catalog import INSTANCES
+from planning.catalog import INSTANCES
 
 from conftest import CUSTOM_VARIANT as CUSTOM
 from conftest import only

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from config import prices
-from config.catalog import INSTANCES
-from config.plan_report import critical_path, main, render
 from config.settings import build_config
+from planning import prices
+from planning.catalog import INSTANCES
+from planning.plan_report import critical_path, main, render
 
 TODAY = date(2026, 11, 30)
 

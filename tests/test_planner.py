@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config.catalog import GIB, INSTANCES, MODELS, ModelSpec
 from config.errors import ConfigError
-from config.planner import (
+from planning.catalog import GIB, INSTANCES, MODELS, ModelSpec
+from planning.planner import (
     ACTIVATION_RESERVE_BYTES,
     Plan,
     fsx_throughput_mb_s,

@@ -19,9 +19,9 @@ import pytest
 import yaml
 from aws_cdk import aws_eks_v2 as eks
 
-from config.catalog import INSTANCES
 from config.settings import DOCUMENTATION_CIDR, Config, config_from_context
 from config.versions import ALB_CONTROLLER_VERSION, CHARTS, VLLM_DLC_REPOSITORY, VLLM_DLC_TAG
+from planning.catalog import INSTANCES
 
 from conftest import STACK_IDS, Synthesized, cdk_json_context, render_tokens
 

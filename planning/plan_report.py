@@ -1,6 +1,6 @@
 """`make plan`: what a configuration will run, whether it fits, what it costs, how long it takes.
 
-Run as `python -m config.plan_report -c gpuNodeCount=1 ...`; it reads cdk.json and the same
+Run as `python -m planning.plan_report -c gpuNodeCount=1 ...`; it reads cdk.json and the same
 `-c key=value` overrides as `cdk synth`, and never touches AWS.
 """
 
@@ -11,10 +11,10 @@ import textwrap
 from datetime import date
 from typing import Any
 
-from config.catalog import GIB
 from config.errors import ConfigError
-from config.prices import CHECKED, HOURS_PER_MONTH, REGION, hourly_cost
 from config.settings import load_config_from_cli
+from planning.catalog import GIB
+from planning.prices import CHECKED, HOURS_PER_MONTH, REGION, hourly_cost
 
 # Deploy durations in minutes from the seed's README (DESIGN section 9).
 CLUSTER_MIN = (15, 20)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from config.catalog import GIB, INSTANCES, InstanceSpec, ModelSpec
 from config.errors import ConfigError, Problem
+from planning.catalog import GIB, INSTANCES, InstanceSpec, ModelSpec
 
 # Per-GPU memory vLLM needs besides weights and KV cache, inside the utilization budget: the
 # CUDA context and non-torch allocations (about 0.5 GiB), NCCL buffers, the activation peak

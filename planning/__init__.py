@@ -1,0 +1,1 @@
+"""Instance and model catalog, capacity planner, prices and the `make plan` report."""
