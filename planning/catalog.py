@@ -1,12 +1,14 @@
 """Hardware and model facts shared by the node group, the workload and the capacity planner.
 
-Instance figures are from the EC2 accelerated-computing instance pages; model figures from
+Instance figures are from the EC2 accelerated-computing instance pages (network bandwidth:
+the "Network bandwidth (Gbps)" column of the EC2 accelerated computing specifications, as
+written down in November 2026 and not re-checked against a live page since); model figures from
 each model's config.json and safetensors index on Hugging Face.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 GIB = 1024**3
 
@@ -27,6 +29,9 @@ class InstanceSpec:
     secondary_interface_type: str = "efa"
     secondary_device_index: int = 1
     bf16: bool = True
+    # Aggregate network bandwidth of the instance in Gbit/s (all network cards): the most a
+    # node can read from FSx while loading weights. "Up to" figures are the burst value.
+    network_gbps: float = field(kw_only=True)
 
     @property
     def gpu_memory_bytes(self) -> int:
@@ -51,13 +56,19 @@ class ModelSpec:
 INSTANCES: dict[str, InstanceSpec] = {
     spec.name: spec
     for spec in (
-        InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4),
-        InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4),
-        InstanceSpec("p5.48xlarge", "H100 80GB", 8, 80, 192, 2048, 32, "efa-only"),
-        InstanceSpec("p5e.48xlarge", "H200 141GB", 8, 141, 192, 2048, 32, "efa-only"),
-        InstanceSpec("p5en.48xlarge", "H200 141GB", 8, 141, 192, 2048, 16, "efa-only"),
-        InstanceSpec("g6e.48xlarge", "L40S 48GB", 8, 48, 192, 1536, 4),
-        InstanceSpec("g5.xlarge", "A10G 24GB", 1, 24, 4, 16, 0),
+        InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4, network_gbps=400),
+        InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4, network_gbps=400),
+        InstanceSpec(
+            "p5.48xlarge", "H100 80GB", 8, 80, 192, 2048, 32, "efa-only", network_gbps=3200
+        ),
+        InstanceSpec(
+            "p5e.48xlarge", "H200 141GB", 8, 141, 192, 2048, 32, "efa-only", network_gbps=3200
+        ),
+        InstanceSpec(
+            "p5en.48xlarge", "H200 141GB", 8, 141, 192, 2048, 16, "efa-only", network_gbps=3200
+        ),
+        InstanceSpec("g6e.48xlarge", "L40S 48GB", 8, 48, 192, 1536, 4, network_gbps=400),
+        InstanceSpec("g5.xlarge", "A10G 24GB", 1, 24, 4, 16, 0, network_gbps=10),
     )
 }
 
