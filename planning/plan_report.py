@@ -14,56 +14,20 @@ from typing import Any
 from config.errors import ConfigError
 from config.settings import load_config_from_cli
 from planning.catalog import GIB
+from planning.deploy_path import (
+    COLD_LOAD_TARGET_MIN,
+    DeployPath,
+    Span,
+    Step,
+    deploy_path,
+    recommend,
+)
 from planning.prices import CHECKED, HOURS_PER_MONTH, REGION, hourly_cost
-
-# Deploy durations in minutes from the seed's README (DESIGN section 9).
-CLUSTER_MIN = (15, 20)
-GPU_NODE_GROUP_MIN = (10, 15)
-FSX_MIN = (5, 10)
-IMAGE_PULL_MIN = (5, 15)
-MODEL_DOWNLOAD_AND_LOAD_MIN = (10, 15)
-ALB_MIN = (2, 5)
-SEED_END_TO_END_MIN = (60, 90)
 
 LABEL_WIDTH = 22
 ITEM_WIDTH = 58
-
-
-def _side_by_side(*ranges: tuple[int, int]) -> tuple[int, int]:
-    """Steps that run at the same time finish with the slowest one."""
-    return max(r[0] for r in ranges), max(r[1] for r in ranges)
-
-
-def _one_after_another(*ranges: tuple[int, int]) -> tuple[int, int]:
-    return sum(r[0] for r in ranges), sum(r[1] for r in ranges)
-
-
-def _span(minutes: tuple[int, int]) -> str:
-    return f"{minutes[0]}-{minutes[1]}"
-
-
-def critical_path() -> list[tuple[str, tuple[int, int]]]:
-    """The deploy's critical path with GpuNodeGroupStack and FsxStack built side by side.
-
-    Assumes the workload's three slow steps overlap once WorkloadStack is applied: GPU nodes
-    pull the vLLM image while the staging Job writes the weights to FSx and the load balancer
-    controller provisions the ALB; the seed's "model download and load" covers the vLLM load
-    that follows the download. The endpoint is ready when the slowest of them is done.
-    """
-    return [
-        ("ClusterStack", CLUSTER_MIN),
-        (
-            f"GpuNodeGroupStack {_span(GPU_NODE_GROUP_MIN)} || FsxStack {_span(FSX_MIN)}",
-            _side_by_side(GPU_NODE_GROUP_MIN, FSX_MIN),
-        ),
-        (
-            (
-                f"image pull {_span(IMAGE_PULL_MIN)} || model download+load "
-                f"{_span(MODEL_DOWNLOAD_AND_LOAD_MIN)} || ALB {_span(ALB_MIN)}"
-            ),
-            _side_by_side(IMAGE_PULL_MIN, MODEL_DOWNLOAD_AND_LOAD_MIN, ALB_MIN),
-        ),
-    ]
+# The seed's blog: 60-90 minutes end to end, every step one after another (DESIGN section 9).
+SEED_END_TO_END = "60-90"
 
 
 def _row(label: str, value: str) -> str:
@@ -153,8 +117,7 @@ def _kv(config: Any) -> list[str]:
     ]
 
 
-def _load(config: Any) -> list[str]:
-    plan = config.plan
+def _load(config: Any, path: DeployPath) -> list[str]:
     tier = (
         f", {config.fsx_throughput_per_tib} MB/s per TiB"
         if config.fsx_deployment_type == "PERSISTENT_2"
@@ -164,18 +127,20 @@ def _load(config: Any) -> list[str]:
         "Model load from FSx for Lustre",
         _row(
             "throughput",
-            f"{plan.fsx_throughput_mb_s:,.0f} MB/s baseline "
+            f"{config.plan.fsx_throughput_mb_s:,.0f} MB/s baseline, "
+            f"{path.fsx_read_mb_s[0]:,.0f} MB/s burst "
             f"({config.fsx_deployment_type}, {config.fsx_storage_gib} GiB{tier})",
         ),
     ]
-    if plan.load_seconds is None:
+    if path.cold_load is None:
         return [*lines, _row("load time", "unknown (weight size not known)")]
+    bound = "node network" if path.load_bound_by_network else "file system"
     return [
         *lines,
         _row(
             "load time",
-            f"~{plan.load_seconds / 60:.1f} min to read "
-            f"{config.model.weight_bytes / 1e9:.1f} GB once at baseline (bursts are faster)",
+            f"{path.cold_load.text()} min to read {config.model.weight_bytes / 1e9:.1f} GB "
+            f"per replica, x {config.replicas} replica(s) at once (bound: {bound})",
         ),
     ]
 
@@ -194,28 +159,71 @@ def _cost(config: Any, today: date | None) -> list[str]:
     return out
 
 
-def _deploy() -> list[str]:
-    steps = critical_path()
-    total = _one_after_another(*(minutes for _, minutes in steps))
-    out = ["Deploy critical path, minutes (cdk deploy --all --concurrency 4)"]
-    out += [f"  {label:<{ITEM_WIDTH}}{_span(minutes):>9}" for label, minutes in steps]
-    out.append(
-        f"  {'total':<{ITEM_WIDTH}}{_span(total):>9}  "
-        f"(seed: {_span(SEED_END_TO_END_MIN)}, sequential)"
-    )
-    out.append("  assumes image pull, model download+load and ALB overlap once WorkloadStack runs")
+def _steps(title: str, steps: tuple[Step, ...], total: Span, note: str) -> list[str]:
+    out = [title]
+    for step in steps:
+        label = textwrap.shorten(step.label, ITEM_WIDTH + 40, placeholder="...")
+        if len(label) > ITEM_WIDTH:
+            out.append(f"  {label}")
+            label = ""
+        out.append(f"  {label:<{ITEM_WIDTH}}{step.span.text():>11}")
+    out.append(f"  {'total':<{ITEM_WIDTH}}{total.text():>11}  {note}".rstrip())
     return out
 
 
+def _recommendation(config: Any) -> list[str]:
+    found = recommend(config)
+    if found is None:
+        return [
+            f"Cold load target < {COLD_LOAD_TARGET_MIN:g} min: not checked (weight size unknown)"
+        ]
+    now = found.current_load.text()
+    head = f"Cold load target < {COLD_LOAD_TARGET_MIN:g} min at baseline: "
+    if found.option is None:
+        return [head + f"not reachable with any FSx option ({now} min now; node network bounds it)"]
+    mark = "" if found.confirmed else " (* unverified price)"
+    extra = found.extra_usd_per_hour
+    cost = f"{extra:+.2f} USD/hour, {extra * HOURS_PER_MONTH:+,.0f} USD/month vs now{mark}"
+    if found.met_now and extra >= 0:
+        return [head + f"met ({now} min); no cheaper file system meets it"]
+    verdict = f"met ({now} min)" if found.met_now else f"missed ({now} min)"
+    return [
+        head + verdict,
+        f"  cheapest that meets it: {found.option.settings}",
+        f"  loads in {found.option_load.text()} min; {cost}",
+    ]
+
+
+def _deploy(config: Any, path: DeployPath) -> list[str]:
+    return [
+        *_steps(
+            "Deploy critical path to first token, minutes (cdk deploy --all --concurrency 4)",
+            path.cold,
+            path.cold_total,
+            f"(seed: {SEED_END_TO_END}, sequential)",
+        ),
+        "",
+        *_steps(
+            "Restart path (group recreated: no pull, no download, warm compile cache), minutes",
+            path.restart,
+            path.restart_total,
+            "",
+        ),
+        "",
+        *_recommendation(config),
+    ]
+
+
 def render(config: Any, today: date | None = None) -> str:
-    """The whole report as text: plan, memory, KV, load time, cost, deploy time, notes."""
+    """The whole report as text: plan, memory, KV, load time, cost, deploy path, notes."""
+    path = deploy_path(config)
     sections = [
         _layout(config),
         _memory(config),
         _kv(config),
-        _load(config),
+        _load(config, path),
         _cost(config, today),
-        _deploy(),
+        _deploy(config, path),
     ]
     if config.plan.notes:
         sections.append(

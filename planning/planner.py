@@ -74,7 +74,6 @@ class Plan:
     kv_cache_bytes_per_gpu: int | None = None
     kv_capacity_tokens: int | None = None
     max_fitting_len: int | None = None
-    load_seconds: float | None = None
 
     @property
     def gpus(self) -> int:
@@ -381,12 +380,5 @@ def plan_capacity(
         fsx_throughput_mb_s=fsx_throughput_mb_s,
         kv_bytes_per_token=kv_bytes_per_token(model),
         max_fitting_len=max_fitting,
-        # Every byte of the weights is read from FSx once per model copy: each pipeline stage
-        # reads its own layers, and the nodes' page cache serves the TP ranks of one node.
-        load_seconds=(
-            model.weight_bytes / (fsx_throughput_mb_s * 1_000_000)
-            if fsx_throughput_mb_s > 0
-            else None
-        ),
         **sizes,
     )
