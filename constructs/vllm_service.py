@@ -19,7 +19,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.cluster_controllers import GPU_NODE_SELECTOR, GPU_TOLERATIONS, ClusterControllers
-from constructs.model_staging import FSX_MOUNT_PATH
+from constructs.model_staging import FSX_MOUNT_PATH, model_slug
 
 import manifests
 from config.settings import Config
@@ -35,6 +35,10 @@ STARTUP_FAILURE_THRESHOLD = 360
 # one vCPU in twelve (8 of p4d's 96) and 15% of memory.
 NODE_RESERVED_VCPU_SHARE = 12
 NODE_MEMORY_SHARE = 0.85
+# vLLM writes its torch.compile artifacts under VLLM_CACHE_ROOT/torch_compile_cache (vllm/envs.py,
+# vllm/compilation/backends.py). On the shared file system a recreated group loads them instead
+# of compiling again.
+COMPILE_CACHE_ROOT = f"{FSX_MOUNT_PATH}/vllm-cache"
 
 
 class VllmService(Construct):
@@ -282,6 +286,20 @@ def executor_commands(config: Config, model_dir: str) -> dict[str, Any]:
     }
 
 
+def compile_cache_dir(config: Config) -> str:
+    """vLLM's cache root on FSx, one per model, image and TP/PP layout.
+
+    vLLM hashes its config, traced code and compiler settings into the directory below this
+    root; naming the model, image and layout in the path keeps deployments apart by
+    construction rather than by trusting that hash alone, and lets an operator delete one
+    deployment's cache by name.
+    """
+    image = config.vllm_image or f"{VLLM_DLC_REPOSITORY}:{VLLM_DLC_TAG}"
+    plan = config.plan
+    layout = f"tp{plan.tensor_parallel_size}-pp{plan.pipeline_parallel_size}"
+    return f"{COMPILE_CACHE_ROOT}/{model_slug(config.model_id)}/{model_slug(image)}/{layout}"
+
+
 def leader_worker_set_values(
     config: Config,
     *,
@@ -309,6 +327,7 @@ def leader_worker_set_values(
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "GPUS_PER_NODE", "value": str(instance.gpus)},
         {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "VLLM_CACHE_ROOT", "value": compile_cache_dir(config)},
     ]
     api_key_env = {
         "name": "VLLM_API_KEY",
