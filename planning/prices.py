@@ -86,6 +86,9 @@ FSX_GB_MONTH: dict[str, Price] = {
     "PERSISTENT_2-125": Price(
         0.145, "GB-month", "c3x.dev/resources/aws/aws_fsx_lustre_file_system (third-party)"
     ),
+    # Cross-check only: Classmethod DevelopersIO's table of 2022-09-03 (ap-northeast-1) gives
+    # 1.2 TiB PERSISTENT_2 at 0.31 / 0.46 / 0.77 / 1.39 USD/hour for 125 / 250 / 500 / 1000,
+    # ratios 1 : 1.5 : 2.5 : 4.5, close to these; another region and year, so still unverified.
     "PERSISTENT_2-250": Price(0.210, "GB-month", UNVERIFIED, confirmed=False),
     "PERSISTENT_2-500": Price(0.340, "GB-month", UNVERIFIED, confirmed=False),
     "PERSISTENT_2-1000": Price(0.600, "GB-month", UNVERIFIED, confirmed=False),
