@@ -53,6 +53,7 @@ EMPTY_MEANS_NONE = frozenset(
         "modelMaxContext",
     }
 )
+_EMPTY_HINT = "leave the key out for its default, or give a value"
 
 # Architecture keys for a model that is not in the catalog (all or none).
 MODEL_ARCHITECTURE_KEYS = {
@@ -208,9 +209,6 @@ class _Reader:
             self.fail(key, value, "not in the expected form", allowed)
             return None
         return value
-
-
-_EMPTY_HINT = "leave the key out for its default, or give a value"
 
 
 def _parse_int(value: Any) -> int:

@@ -119,9 +119,10 @@ def test_given_default_config_then_the_aws_provider_chart_is_a_version_the_index
 
 def test_given_default_config_then_vllm_keeps_connections_open_longer_than_the_alb(default_app):
     """vllm-project/vllm vllm/envs.py: VLLM_HTTP_TIMEOUT_KEEP_ALIVE defaults to 5 s and is
-    uvicorn's timeout_keep_alive (vllm/entrypoints/openai/api_server.py). AWS "Application
-    Load Balancers" guide, connection idle timeout: targets should keep connections open longer
-    than the load balancer's idle timeout, or it reuses a closed one and answers 502."""
+    uvicorn's timeout_keep_alive (vllm/entrypoints/openai/api_server.py). ELB user guide, "Edit
+    attributes for your Application Load Balancer", Connection idle timeout: configure the
+    application's idle timeout larger than the load balancer's, or it may send a request on a
+    connection the target closed and answer 502."""
     attributes = annotations(default_app)["alb.ingress.kubernetes.io/load-balancer-attributes"]
     pairs = dict(item.strip().split("=", 1) for item in attributes.split(","))
     idle_timeout = int(pairs["idle_timeout.timeout_seconds"])
@@ -234,9 +235,10 @@ def test_given_ray_then_the_leader_serves_only_once_every_node_has_joined(synth_
 def test_given_hf_token_then_every_csi_mounting_object_depends_on_the_drivers_it_mounts(
     custom_app,
 ):
-    """AWS CloudFormation User Guide, "DependsOn attribute": a resource is deleted before the
-    resources it depends on. Kubernetes "Volumes" (csi): the kubelet unmounts through the
-    driver's node plugin, so a pod whose driver is gone first hangs in Terminating. The PV/PVC
+    """CloudFormation Template Reference, "DependsOn attribute": it declares resources that
+    must be created or deleted in a specific order, the dependent one deleted first.
+    Kubernetes "Volumes" (csi): the kubelet unmounts through the driver's node plugin, so a
+    pod whose driver went first hangs in Terminating. The PV/PVC
     and the staging Job need the FSx driver; the LWS and a Job with a Hub token also mount
     through the Secrets Store driver and its AWS provider."""
     app = custom_app
@@ -262,8 +264,9 @@ def test_given_hf_token_then_every_csi_mounting_object_depends_on_the_drivers_it
 def test_given_two_pod_templates_for_one_model_then_the_staging_jobs_are_named_apart(
     default_app, custom_app
 ):
-    """Kubernetes "Jobs" concept page and batch/v1 validation: a Job's spec.template cannot
-    be changed once created ("field is immutable"), so an update that changes the image, the
+    """kubernetes/kubernetes pkg/apis/batch/validation/validation.go, ValidateJobSpecUpdate and
+    validatePodTemplateUpdate: a Job's spec.template is immutable once created (only some
+    scheduling directives of a suspended Job may change), so an update that changes the image, the
     script, the pinned packages or the env must create a Job under a new name. The name ends
     in a hash of the whole pod template as synthesized."""
     (default_job,) = objects_of_kind(default_app, "Job")
