@@ -27,6 +27,34 @@ FSX_DEPLOYMENT_TYPES = ("SCRATCH_2", "PERSISTENT_2")
 PERSISTENT_2_THROUGHPUTS = (125, 250, 500, 1000)
 REMOVAL_POLICIES = ("DESTROY", "RETAIN")
 
+# Settings for which "none" is a valid choice: `-c key=` (an empty value) means none. Every
+# other key refuses an empty value rather than silently falling back to its default.
+EMPTY_MEANS_NONE = frozenset(
+    {
+        "allowedCidrs",
+        "endpointPublicAccessCidrs",
+        "availabilityZones",
+        "gpuAvailabilityZone",
+        "certificateArn",
+        "vllmImage",
+        "modelS3Uri",
+        "hfTokenSecretName",
+        "capacityReservationId",
+        "adminPrincipalArn",
+        "fsxThroughputPerTiB",
+        "tensorParallelSize",
+        "pipelineParallelSize",
+        "maxModelLen",
+        "modelWeightBytes",
+        "modelLayers",
+        "modelAttentionHeads",
+        "modelKvHeads",
+        "modelHeadDim",
+        "modelMaxContext",
+    }
+)
+_EMPTY_HINT = "leave the key out for its default, or give a value"
+
 # Architecture keys for a model that is not in the catalog (all or none).
 MODEL_ARCHITECTURE_KEYS = {
     "modelWeightBytes": "weight_bytes",
@@ -91,13 +119,19 @@ class _Reader:
     def __init__(self, context: Mapping[str, Any]) -> None:
         self.context = context
         self.problems: list[Problem] = []
+        self.empty_refused: set[str] = set()
 
     def fail(self, key: str, value: Any, message: str, allowed: str = "") -> None:
         self.problems.append(Problem(key, value, message, allowed))
 
     def raw(self, key: str) -> Any:
         value = self.context.get(key)
-        return None if value == "" else value
+        if isinstance(value, str) and not value.strip():
+            if key not in EMPTY_MEANS_NONE and key not in self.empty_refused:
+                self.empty_refused.add(key)
+                self.fail(key, value, "empty, and this setting has no 'none' value", _EMPTY_HINT)
+            return None
+        return value
 
     def text(self, key: str, default: str | None = None) -> str | None:
         value = self.raw(key)
@@ -395,6 +429,14 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
         ),
         "nat_gateways": reader.integer("natGateways", 1, minimum=1, maximum=3),
     }
+    if values["distributed_executor"] == "ray" and reader.text("vllmImage") is None:
+        # vLLM no longer installs Ray, and the default DLC does not add it.
+        reader.fail(
+            "distributedExecutor",
+            "ray",
+            "needs an image with Ray: set vllmImage",
+            "mp, or ray with vllmImage=<an image that has Ray>",
+        )
     if values["capacity_block"] and not values["capacity_reservation_id"]:
         reader.fail(
             "capacityBlock",

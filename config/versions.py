@@ -131,7 +131,8 @@ CHARTS: dict[str, ChartPin] = {
             "secrets-store-csi-driver-provider-aws",
             "https://aws.github.io/secrets-store-csi-driver-provider-aws",
             "secrets-store-csi-driver-provider-aws",
-            "3.2.0",
+            # Newest in the chart repository's index.yaml (gh-pages) in Nov 2026; 3.2.0 is not.
+            "3.1.1",
             "kube-system",
         ),
     )
@@ -141,9 +142,10 @@ CHARTS: dict[str, ChartPin] = {
 ALB_CONTROLLER_VERSION = "V3_2_2"
 ALB_CONTROLLER_IMAGE = "public.ecr.aws/eks/aws-load-balancer-controller"
 
-# AWS vLLM Deep Learning Container (ENTRYPOINT is `vllm serve "$@"`).
+# AWS vLLM Deep Learning Container (ENTRYPOINT is `vllm serve "$@"`). The full tag: the
+# short `0.27.1-gpu-py312-ec2` is re-pushed on every rebuild. CUDA 13.0: NVIDIA driver >= 580.
 VLLM_DLC_REPOSITORY = "vllm"
-VLLM_DLC_TAG = "0.27.1-gpu-py312-ec2"
+VLLM_DLC_TAG = "0.27.1-gpu-py312-cu130-ubuntu22.04-ec2"
 # The staging Job runs on the small system nodes, so it uses a small image, not the DLC,
 # and installs exactly these PyPI releases (hf_xet speeds up Hub downloads).
 STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"

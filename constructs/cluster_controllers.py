@@ -17,6 +17,7 @@ GPU_TOLERATIONS = [
     {"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"},
 ]
 GPU_NODE_SELECTOR = {"workload-class": GPU_NODE_LABELS["workload-class"]}
+SECRETS_TOKEN_AUDIENCES = ("sts.amazonaws.com", "pods.eks.amazonaws.com")
 # Resources named by the controller at run time, in the policy aws-cdk-lib bundles for it.
 CONTROLLER_POLICY_WILDCARDS = (
     "*",
@@ -92,6 +93,9 @@ class ClusterControllers(Construct):
                 "syncSecret": {"enabled": True},
                 "enableSecretRotation": True,
                 "linux": {"tolerations": GPU_TOLERATIONS},
+                # The AWS provider (3.x) mints no tokens itself: the driver hands it the pod's
+                # service-account tokens for these audiences (IRSA and Pod Identity).
+                "tokenRequests": [{"audience": audience} for audience in SECRETS_TOKEN_AUDIENCES],
             },
         )
         self.secrets_store_aws_provider = self._chart(
@@ -103,6 +107,11 @@ class ClusterControllers(Construct):
             },
         )
         self.secrets_store_aws_provider.node.add_dependency(self.secrets_store_driver)
+
+    @property
+    def secrets_store(self) -> tuple[eks.HelmChart, eks.HelmChart]:
+        """The driver and the AWS provider: a pod mounting a secret needs both to unmount it."""
+        return (self.secrets_store_driver, self.secrets_store_aws_provider)
 
     def _acknowledge_controller_policy(self) -> None:
         policy = (

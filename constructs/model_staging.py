@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
+from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, Validations
+from aws_cdk import Acknowledgment, Aws, Token, Validations
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
@@ -28,6 +31,18 @@ def model_slug(model_id: str) -> str:
     return f"{readable[:40].strip('-')}-{digest}"
 
 
+def staging_job_name(slug: str, pod_template: dict[str, Any]) -> str:
+    """`stage-<model>-<hash of the pod template>`: Jobs are immutable, so any change to the
+    template (image, script, pinned packages, env, volumes) must come as a new Job."""
+    canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"))
+    if Token.is_unresolved(canonical):
+        raise ValueError("the staging Job's pod template must not hold deploy-time values")
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+    # The template names the model, so the slug's own digest adds nothing; 57 chars at most.
+    readable = slug.rsplit("-", 1)[0]
+    return f"stage-{readable}-{digest}"
+
+
 class ModelStaging(Construct):
     """Static PV/PVC for the file system, and a Job that stages the model and writes a marker."""
 
@@ -45,7 +60,7 @@ class ModelStaging(Construct):
         s3_link_path: str | None,
         hf_token_secret_name: str | None,
         csi_driver: Construct,
-        secrets_provider: Construct,
+        secrets_store: Sequence[Construct],
     ) -> None:
         super().__init__(scope, construct_id)
         slug = model_slug(model_id)
@@ -102,7 +117,7 @@ class ModelStaging(Construct):
                     key=HF_TOKEN_KEY,
                 ),
             )
-            self.token_provider.node.add_dependency(secrets_provider)
+            self.token_provider.node.add_dependency(*secrets_store)
             volume_mounts.append(
                 {"name": "hf-token", "mountPath": HF_TOKEN_MOUNT, "readOnly": True}
             )
@@ -120,34 +135,32 @@ class ModelStaging(Construct):
         if model_s3_uri:
             self._grant_s3_read(model_s3_uri)
 
-        self.job = eks.KubernetesManifest(
-            self,
-            "Job",
-            cluster=cluster,
-            manifest=manifests.render(
-                "model-staging-job",
-                # Jobs are immutable: a new model gets a new Job rather than a failed update.
-                name=f"stage-{slug}"[:63].rstrip("-"),
-                namespace=namespace,
-                service_account=self.service_account.service_account_name,
-                node_selector=SYSTEM_NODE_LABELS,
-                image=STAGING_IMAGE,
-                script=manifests.read_text("stage-model.sh"),
-                model_id=model_id,
-                model_dir=self.model_dir,
-                marker=self.marker,
-                model_s3_uri=model_s3_uri or "",
-                preload_only=str(bool(s3_link_path)).lower(),
-                pip_packages=" ".join(STAGING_PIP_PACKAGES),
-                hf_token_file=hf_token_file,
-                volume_mounts=volume_mounts,
-                volumes=volumes,
-            ),
+        job = manifests.render(
+            "model-staging-job",
+            name="",  # set below, from the rendered pod template
+            namespace=namespace,
+            service_account=self.service_account.service_account_name,
+            node_selector=SYSTEM_NODE_LABELS,
+            image=STAGING_IMAGE,
+            script=manifests.read_text("stage-model.sh"),
+            model_id=model_id,
+            model_dir=self.model_dir,
+            marker=self.marker,
+            model_s3_uri=model_s3_uri or "",
+            preload_only=str(bool(s3_link_path)).lower(),
+            pip_packages=" ".join(STAGING_PIP_PACKAGES),
+            hf_token_file=hf_token_file,
+            volume_mounts=volume_mounts,
+            volumes=volumes,
         )
+        job[0]["metadata"]["name"] = staging_job_name(slug, job[0]["spec"]["template"])
+        self.job = eks.KubernetesManifest(self, "Job", cluster=cluster, manifest=job)
         self.job.node.add_dependency(self.volume)
         self.job.node.add_dependency(self.service_account)
+        # Destroy deletes the Job while the CSI node plugins it mounts through can unmount.
+        self.job.node.add_dependency(csi_driver)
         if self.token_provider:
-            self.job.node.add_dependency(self.token_provider)
+            self.job.node.add_dependency(self.token_provider, *secrets_store)
 
     def _grant_s3_read(self, model_s3_uri: str) -> None:
         """Read-only access to the model's prefix: list it, get its objects, nothing else."""

@@ -29,8 +29,16 @@ PORT = 8000
 MASTER_PORT = 29501
 API_KEY_KEY = "api-key"
 API_KEY_MOUNT = "/mnt/api-key"
-# 10 s x 360 = 60 min for image pull plus weight load before liveness may act.
-STARTUP_FAILURE_THRESHOLD = 360
+# What the startup probe allows a leader for weight loading, compile and the workers joining
+# before liveness may act; vLLM's own wait for its engine gets the same budget, so the probe,
+# not an earlier engine timeout, is what ends a start that really hangs.
+STARTUP_BUDGET_SECONDS = 60 * 60
+STARTUP_PROBE_PERIOD_SECONDS = 10
+# The ALB keeps idle client connections this long (its 60 s default cuts long generations).
+ALB_IDLE_TIMEOUT_SECONDS = 600
+# The server must keep an idle connection open longer than the ALB does, or the ALB reuses a
+# connection vLLM has just closed and the client gets a 502.
+SERVER_KEEP_ALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 60
 # What the kubelet, the CNI, the device plugins and the CSI node plugins keep on a GPU node:
 # one vCPU in twelve (8 of p4d's 96) and 15% of memory.
 NODE_RESERVED_VCPU_SHARE = 12
@@ -59,6 +67,9 @@ class VllmService(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = "vllm"
+        # LWS makes a headless Service named exactly like the LeaderWorkerSet, and leaves it
+        # out if that name is taken: the one the Ingress uses must be named otherwise.
+        self.leader_service_name = f"{self.name}-leader"
         self.api_key = secretsmanager.Secret(
             self,
             "ApiKey",
@@ -122,6 +133,7 @@ class VllmService(Construct):
             controllers.nvidia_device_plugin,
             controllers.efa_device_plugin,
             controllers.fsx_csi_driver,
+            *controllers.secrets_store,
             api_key_provider,
             self.service_account,
         ):
@@ -132,7 +144,11 @@ class VllmService(Construct):
             "LeaderService",
             cluster=cluster,
             manifest=manifests.render(
-                "leader-service", name=self.name, namespace=namespace, lws_name=self.name, port=PORT
+                "leader-service",
+                name=self.leader_service_name,
+                namespace=namespace,
+                lws_name=self.name,
+                port=PORT,
             ),
         )
         self.service.node.add_dependency(controllers.load_balancer_controller)
@@ -140,7 +156,9 @@ class VllmService(Construct):
             self,
             "Ingress",
             cluster=cluster,
-            manifest=ingress_manifest(config, name=self.name, namespace=namespace),
+            manifest=ingress_manifest(
+                config, name=self.name, namespace=namespace, service_name=self.leader_service_name
+            ),
         )
         # Destroy removes the Ingress, and so the ALB the controller made, before the controller.
         self.ingress.node.add_dependency(controllers.load_balancer_controller)
@@ -160,12 +178,13 @@ class VllmService(Construct):
         )
         hostname.node.add_dependency(self.ingress)
         scheme = "https" if config.certificate_arn else "http"
-        url = f"{scheme}://{hostname.value}"
+        # What an OpenAI SDK takes as its base URL.
+        url = f"{scheme}://{hostname.value}/v1"
         key_command = (
             f"aws secretsmanager get-secret-value --region {Aws.REGION} "
             f"--secret-id {self.api_key.secret_arn} --query SecretString --output text"
         )
-        CfnOutput(self, "EndpointUrl", value=url, description="OpenAI-compatible base URL (/v1)")
+        CfnOutput(self, "EndpointUrl", value=url, description="OpenAI-compatible base URL")
         CfnOutput(self, "ApiKeyCommand", value=key_command, description="Prints the API key")
         for output_id, path, body in (
             (
@@ -182,7 +201,8 @@ class VllmService(Construct):
                 "chat/completions",
                 {
                     "model": config.served_model_name,
-                    "max_tokens": 256,
+                    # A reasoning model thinks first: room to finish <think> and still answer.
+                    "max_tokens": 1024,
                     "messages": [{"role": "user", "content": "Say hello in one sentence."}],
                 },
             ),
@@ -191,7 +211,7 @@ class VllmService(Construct):
                 self,
                 output_id,
                 value=(
-                    f'curl -sS {url}/v1/{path} -H "Authorization: Bearer $({key_command})" '
+                    f'curl -sS {url}/{path} -H "Authorization: Bearer $({key_command})" '
                     f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
                 ),
                 description=f"A ready request to /v1/{path}",
@@ -328,6 +348,8 @@ def leader_worker_set_values(
         {"name": "GPUS_PER_NODE", "value": str(instance.gpus)},
         {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "VLLM_CACHE_ROOT", "value": compile_cache_dir(config)},
+        # vLLM's engine-ready wait (600 s by default) would end a slow multi-node start first.
+        {"name": "VLLM_ENGINE_READY_TIMEOUT_S", "value": str(STARTUP_BUDGET_SECONDS)},
     ]
     api_key_env = {
         "name": "VLLM_API_KEY",
@@ -373,7 +395,11 @@ def leader_worker_set_values(
         "init_containers": [wait_for_model],
         "image": image,
         "port": PORT,
-        "leader_env": [*common_env, api_key_env],
+        "leader_env": [
+            *common_env,
+            api_key_env,
+            {"name": "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "value": str(SERVER_KEEP_ALIVE_SECONDS)},
+        ],
         "worker_env": common_env,
         "resources": {
             "requests": {
@@ -388,12 +414,15 @@ def leader_worker_set_values(
         "worker_volume_mounts": [model_mount, shm_mount],
         "leader_volumes": [*base_volumes, api_key_volume],
         "worker_volumes": base_volumes,
-        "startup_failure_threshold": STARTUP_FAILURE_THRESHOLD,
+        "startup_period_seconds": STARTUP_PROBE_PERIOD_SECONDS,
+        "startup_failure_threshold": STARTUP_BUDGET_SECONDS // STARTUP_PROBE_PERIOD_SECONDS,
         **executor_commands(config, model_dir),
     }
 
 
-def ingress_manifest(config: Config, *, name: str, namespace: str) -> list[dict[str, Any]]:
+def ingress_manifest(
+    config: Config, *, name: str, namespace: str, service_name: str
+) -> list[dict[str, Any]]:
     listen_ports: list[dict[str, int]] = [{"HTTP": 80}]
     if config.certificate_arn:
         listen_ports.append({"HTTPS": 443})
@@ -404,7 +433,8 @@ def ingress_manifest(config: Config, *, name: str, namespace: str) -> list[dict[
         scheme=config.endpoint_scheme,
         inbound_cidrs=",".join(config.allowed_cidrs),
         listen_ports=json.dumps(listen_ports),
-        service_name=name,
+        idle_timeout_seconds=ALB_IDLE_TIMEOUT_SECONDS,
+        service_name=service_name,
         port=PORT,
     )
     if config.certificate_arn:

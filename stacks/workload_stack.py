@@ -55,7 +55,7 @@ class WorkloadStack(Stack):
             s3_link_path=s3_link_path,
             hf_token_secret_name=config.hf_token_secret_name,
             csi_driver=controllers.fsx_csi_driver,
-            secrets_provider=controllers.secrets_store_aws_provider,
+            secrets_store=controllers.secrets_store,
         )
         staging.node.add_dependency(namespace)
         service = VllmService(

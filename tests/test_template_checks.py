@@ -64,7 +64,7 @@ def test_given_default_config_when_validated_strictly_then_every_built_in_object
     "overrides",
     [
         {},
-        {"distributedExecutor": "ray"},
+        {"distributedExecutor": "ray", "vllmImage": "my.registry.example.com/vllm:ray"},
         {"gpuInstanceType": "p5.48xlarge"},
         {"hfTokenSecretName": "hf/token"},
     ],

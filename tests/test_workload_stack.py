@@ -29,9 +29,13 @@ WORKLOAD = "VllmWorkloadStack"
 CLUSTER = "VllmClusterStack"
 GPU_STACK = "VllmGpuNodeGroupStack"
 NAME = "vllm"
+LEADER_SERVICE = "vllm-leader"
 NAMESPACE = "vllm"
 
-RAY = {"distributedExecutor": "ray"}
+# Ray is in no default image: the ray executor always comes with an image that has it.
+RAY_IMAGE = "my.registry.example.com/vllm:ray"
+MP_WITH_RAY_IMAGE = {"vllmImage": RAY_IMAGE}
+RAY = {"distributedExecutor": "ray", **MP_WITH_RAY_IMAGE}
 P5 = {"gpuInstanceType": "p5.48xlarge"}
 ALLOWED_CIDRS = ("203.0.113.7/32", "198.51.100.0/24")
 CERTIFICATE_ARN = "arn:aws:acm:us-west-2:123456789012:certificate/abc-123"
@@ -75,6 +79,12 @@ EXPECTED_DLC_ACCOUNTS = {
 @pytest.fixture(scope="module")
 def ray_app(synth_variant) -> Synthesized:
     return synth_variant(**RAY)
+
+
+@pytest.fixture(scope="module")
+def mp_with_ray_image_app(synth_variant) -> Synthesized:
+    """The same image as ray_app with the default executor: the two differ only in executor."""
+    return synth_variant(**MP_WITH_RAY_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +447,7 @@ def test_given_default_config_then_ingress_depends_on_alb_controller_and_leader_
     depends_on = default_app.depends_on(WORKLOAD, default_app.manifest_logical_id("Ingress", NAME))
     alb = [r["LogicalId"] for r in default_app.helm_releases().values() if r["Chart"] == ALB_CHART]
     assert alb and alb[0] in depends_on
-    assert default_app.manifest_logical_id("Service", NAME) in depends_on
+    assert default_app.manifest_logical_id("Service", LEADER_SERVICE) in depends_on
 
 
 def test_given_default_config_then_every_kubernetes_object_transitively_waits_for_its_charts(
@@ -664,22 +674,27 @@ def test_given_ray_executor_then_workers_join_the_leaders_head_and_block(ray_app
     assert "vllm serve" not in text
 
 
-def test_given_ray_executor_then_only_the_leaderworkerset_manifest_changes(default_app, ray_app):
-    lws_id = default_app.manifest_logical_id("LeaderWorkerSet", NAME)
-    assert resource_differences(default_app, ray_app, WORKLOAD) == {lws_id}
-    assert non_resource_sections_equal(default_app, ray_app, WORKLOAD)
+def test_given_ray_executor_then_only_the_leaderworkerset_manifest_changes(
+    mp_with_ray_image_app, ray_app
+):
+    base = mp_with_ray_image_app
+    lws_id = base.manifest_logical_id("LeaderWorkerSet", NAME)
+    assert resource_differences(base, ray_app, WORKLOAD) == {lws_id}
+    assert non_resource_sections_equal(base, ray_app, WORKLOAD)
     for stack_id in STACK_IDS:
         if stack_id != WORKLOAD:
-            assert default_app.json(stack_id) == ray_app.json(stack_id), stack_id
+            assert base.json(stack_id) == ray_app.json(stack_id), stack_id
 
 
-def test_given_ray_executor_then_inside_the_lws_only_commands_and_args_change(default_app, ray_app):
+def test_given_ray_executor_then_inside_the_lws_only_commands_and_args_change(
+    mp_with_ray_image_app, ray_app
+):
     paths = [
         ("spec", "leaderWorkerTemplate", template, "spec", "containers", 0, field)
         for template in ("leaderTemplate", "workerTemplate")
         for field in ("command", "args")
     ]
-    before, after = lws(default_app), lws(ray_app)
+    before, after = lws(mp_with_ray_image_app), lws(ray_app)
     assert before != after
     assert without(before, paths) == without(after, paths)
 
@@ -811,7 +826,7 @@ def test_given_default_image_then_it_is_the_dlc_of_the_deploying_regions_registr
     match = IMAGE_PATTERN.fullmatch(image)
     assert match, f"not a region-mapped DLC image: {image}"
     assert (match["repository"], match["tag"]) == (VLLM_DLC_REPOSITORY, VLLM_DLC_TAG)
-    assert (match["repository"], match["tag"]) == ("vllm", "0.27.1-gpu-py312-ec2")
+    assert (match["repository"], match["tag"]) == ("vllm", "0.27.1-gpu-py312-cu130-ubuntu22.04-ec2")
     mapping = default_app.json(WORKLOAD)["Mappings"][match["mapping"]]
     for region, account in EXPECTED_DLC_ACCOUNTS.items():
         assert mapping[region][match["key"]] == account, region
@@ -831,7 +846,7 @@ def test_given_custom_vllm_image_then_it_is_used_verbatim_without_a_region_mappi
 
 
 def test_given_default_config_then_leader_service_selects_every_replicas_leader(default_app):
-    service = default_app.kubernetes_object("Service", NAME)
+    service = default_app.kubernetes_object("Service", LEADER_SERVICE)
     assert service["metadata"]["namespace"] == NAMESPACE
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert service["spec"]["selector"] == {
@@ -878,7 +893,7 @@ def test_given_any_config_then_only_the_v1_prefix_is_routed(synth_variant, varia
     paths = [path for rule in spec["rules"] for path in rule["http"]["paths"]]
     assert [(p["path"], p["pathType"]) for p in paths] == [("/v1", "Prefix")]
     backend = paths[0]["backend"]["service"]
-    assert backend == {"name": NAME, "port": {"number": 8000}}
+    assert backend == {"name": LEADER_SERVICE, "port": {"number": 8000}}
 
 
 def test_given_certificate_arn_then_alb_listens_on_443_and_redirects_80(locked_app):
