@@ -71,6 +71,8 @@ class Config:
     admin_principal_arn: str | None
     hf_token_secret_name: str | None
     nat_gateways: int
+    observability: bool
+    alarm_email: str | None
     plan: Plan
 
     @property
@@ -394,7 +396,18 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "hfTokenSecretName", r"[\w/+=.@-]{1,512}", "a Secrets Manager secret name"
         ),
         "nat_gateways": reader.integer("natGateways", 1, minimum=1, maximum=3),
+        "observability": reader.flag("observability", True),
+        "alarm_email": reader.matching(
+            "alarmEmail", r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", "an email address, e.g. ops@example.com"
+        ),
     }
+    if values["alarm_email"] and not values["observability"]:
+        reader.fail(
+            "alarmEmail",
+            values["alarm_email"],
+            "alarms exist only with observability on",
+            "unset, or observability=true",
+        )
     if values["capacity_block"] and not values["capacity_reservation_id"]:
         reader.fail(
             "capacityBlock",
@@ -491,6 +504,8 @@ KNOWN_KEYS = frozenset(
         "natGateways",
         "availabilityZones",
         "capacityBlock",
+        "observability",
+        "alarmEmail",
         *MODEL_ARCHITECTURE_KEYS,
     }
 )
