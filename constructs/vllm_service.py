@@ -12,6 +12,7 @@ from aws_cdk import (
     CfnOutput,
     Duration,
     Fn,
+    Names,
     RemovalPolicy,
     Validations,
 )
@@ -26,6 +27,8 @@ from config.settings import Config
 from config.versions import DLC_REGISTRY_ACCOUNTS, VLLM_DLC_REPOSITORY, VLLM_DLC_TAG
 
 PORT = 8000
+# The leader's API port; it also serves /metrics, which the CloudWatch agent scrapes by name.
+PORT_NAME = "http"
 MASTER_PORT = 29501
 API_KEY_KEY = "api-key"
 API_KEY_MOUNT = "/mnt/api-key"
@@ -132,11 +135,20 @@ class VllmService(Construct):
             ),
         )
         self.service.node.add_dependency(controllers.load_balancer_controller)
+        # A fixed ALB name lets the dashboard and alarms find the ALB once it exists.
+        self.load_balancer_name = Names.unique_resource_name(
+            self, max_length=32, separator="-"
+        ).lower()
         self.ingress = eks.KubernetesManifest(
             self,
             "Ingress",
             cluster=cluster,
-            manifest=ingress_manifest(config, name=self.name, namespace=namespace),
+            manifest=ingress_manifest(
+                config,
+                name=self.name,
+                namespace=namespace,
+                load_balancer_name=self.load_balancer_name,
+            ),
         )
         # Destroy removes the Ingress, and so the ALB the controller made, before the controller.
         self.ingress.node.add_dependency(controllers.load_balancer_controller)
@@ -155,6 +167,7 @@ class VllmService(Construct):
             timeout=Duration.minutes(10),
         )
         hostname.node.add_dependency(self.ingress)
+        self.load_balancer_hostname = hostname
         scheme = "https" if config.certificate_arn else "http"
         url = f"{scheme}://{hostname.value}"
         key_command = (
@@ -354,6 +367,7 @@ def leader_worker_set_values(
         "init_containers": [wait_for_model],
         "image": image,
         "port": PORT,
+        "port_name": PORT_NAME,
         "leader_env": [*common_env, api_key_env],
         "worker_env": common_env,
         "resources": {
@@ -374,7 +388,9 @@ def leader_worker_set_values(
     }
 
 
-def ingress_manifest(config: Config, *, name: str, namespace: str) -> list[dict[str, Any]]:
+def ingress_manifest(
+    config: Config, *, name: str, namespace: str, load_balancer_name: str
+) -> list[dict[str, Any]]:
     listen_ports: list[dict[str, int]] = [{"HTTP": 80}]
     if config.certificate_arn:
         listen_ports.append({"HTTPS": 443})
@@ -383,6 +399,7 @@ def ingress_manifest(config: Config, *, name: str, namespace: str) -> list[dict[
         name=name,
         namespace=namespace,
         scheme=config.endpoint_scheme,
+        load_balancer_name=load_balancer_name,
         inbound_cidrs=",".join(config.allowed_cidrs),
         listen_ports=json.dumps(listen_ports),
         service_name=name,
