@@ -13,7 +13,13 @@ from typing import Any
 
 from config.catalog import GIB
 from config.errors import ConfigError
-from config.prices import CHECKED, HOURS_PER_MONTH, REGION, hourly_cost
+from config.prices import (
+    CHECKED,
+    HOURS_PER_MONTH,
+    REGION,
+    hourly_cost,
+    observability_monthly_cost,
+)
 from config.settings import load_config_from_cli
 
 # Deploy durations in minutes from the seed's README (DESIGN section 9).
@@ -194,6 +200,19 @@ def _cost(config: Any, today: date | None) -> list[str]:
     return out
 
 
+def _observability(config: Any) -> list[str]:
+    lines = observability_monthly_cost(config)
+    if not lines:
+        return ["Observability: off (observability=false), nothing added"]
+    out = [f"Observability, USD per month (estimate; * unverified price) {REGION}"]
+    for line in lines:
+        mark = "" if line.confirmed else " *"
+        out.append(f"  {line.item:<{ITEM_WIDTH}}{line.usd_per_month:9.2f}{mark}")
+    total = sum(line.usd_per_month for line in lines)
+    out.append(f"  {'total':<{ITEM_WIDTH}}{total:9.2f} per month, plus log ingestion by traffic")
+    return out
+
+
 def _deploy() -> list[str]:
     steps = critical_path()
     total = _one_after_another(*(minutes for _, minutes in steps))
@@ -215,6 +234,7 @@ def render(config: Any, today: date | None = None) -> str:
         _kv(config),
         _load(config),
         _cost(config, today),
+        _observability(config),
         _deploy(),
     ]
     if config.plan.notes:
