@@ -215,8 +215,9 @@ def test_given_default_config_then_the_dashboard_url_is_a_stack_output(default_a
 
 
 def test_given_default_config_then_alb_dimensions_come_from_the_named_alb(default_app):
-    """The controller names the ALB from `alb.ingress.kubernetes.io/load-balancer-name`
-    (ALB names: up to 32 alphanumerics or hyphens)."""
+    """The controller names the ALB from `alb.ingress.kubernetes.io/load-balancer-name` and
+    refuses names over 32 characters (kubernetes-sigs/aws-load-balancer-controller
+    pkg/ingress/model_build_load_balancer.go, buildLoadBalancerName)."""
     ingress = default_app.kubernetes_object("Ingress")
     name = ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-name"]
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}[a-z0-9]", name)
