@@ -142,6 +142,8 @@ def addon_configuration(
 ) -> dict[str, Any]:
     """Add-on configuration values (the Helm values of aws-observability/helm-charts'
     amazon-cloudwatch-observability chart, which the add-on schema mirrors)."""
+    # No tolerations here: the chart's root default (`tolerations: [{operator: Exists}]`,
+    # chart 6.2.0 values.yaml) already lets the agent and DCGM exporter onto tainted GPU nodes.
     return {
         # Application Signals would inject auto-instrumentation into the Python vLLM pods.
         "manager": {"applicationSignals": {"autoMonitor": {"monitorAllServices": False}}},
