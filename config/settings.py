@@ -99,6 +99,8 @@ class Config:
     admin_principal_arn: str | None
     hf_token_secret_name: str | None
     nat_gateways: int
+    observability: bool
+    alarm_email: str | None
     plan: Plan
 
     @property
@@ -428,6 +430,10 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "hfTokenSecretName", r"[\w/+=.@-]{1,512}", "a Secrets Manager secret name"
         ),
         "nat_gateways": reader.integer("natGateways", 1, minimum=1, maximum=3),
+        "observability": reader.flag("observability", True),
+        "alarm_email": reader.matching(
+            "alarmEmail", r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", "an email address, e.g. ops@example.com"
+        ),
     }
     if values["distributed_executor"] == "ray" and reader.text("vllmImage") is None:
         # vLLM no longer installs Ray, and the default DLC does not add it.
@@ -436,6 +442,13 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "ray",
             "needs an image with Ray: set vllmImage",
             "mp, or ray with vllmImage=<an image that has Ray>",
+        )
+    if values["alarm_email"] and not values["observability"]:
+        reader.fail(
+            "alarmEmail",
+            values["alarm_email"],
+            "alarms exist only with observability on",
+            "unset, or observability=true",
         )
     if values["capacity_block"] and not values["capacity_reservation_id"]:
         reader.fail(
@@ -533,6 +546,8 @@ KNOWN_KEYS = frozenset(
         "natGateways",
         "availabilityZones",
         "capacityBlock",
+        "observability",
+        "alarmEmail",
         *MODEL_ARCHITECTURE_KEYS,
     }
 )

@@ -85,6 +85,18 @@ EKS_ADDONS: dict[str, AddonVersions] = {
 }
 
 
+# amazon-cloudwatch-observability add-on (Container Insights with enhanced observability).
+# NVIDIA GPU (its own DCGM exporter) and EFA metrics need no more than this build; Pod
+# Identity for its agent needs v3.1.0+ (CloudWatch user guide, "Quick start with the Amazon
+# CloudWatch Observability EKS add-on"). v6.2.0-eksbuild.1 is named in that guide; the same
+# build serves every Kubernetes version here. Check with `aws eks describe-addon-versions
+# --addon-name amazon-cloudwatch-observability --kubernetes-version V`.
+CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
+CLOUDWATCH_OBSERVABILITY_VERSIONS: dict[str, str] = {
+    version: "v6.2.0-eksbuild.1" for version in ("1.32", "1.33", "1.34", "1.35")
+}
+
+
 @dataclass(frozen=True)
 class ChartPin:
     release: str

@@ -12,6 +12,7 @@ from aws_cdk import (
     CfnOutput,
     Duration,
     Fn,
+    Names,
     RemovalPolicy,
     Validations,
 )
@@ -26,6 +27,8 @@ from config.settings import Config
 from config.versions import DLC_REGISTRY_ACCOUNTS, VLLM_DLC_REPOSITORY, VLLM_DLC_TAG
 
 PORT = 8000
+# The leader's API port; it also serves /metrics, which the CloudWatch agent scrapes by name.
+PORT_NAME = "http"
 MASTER_PORT = 29501
 API_KEY_KEY = "api-key"
 API_KEY_MOUNT = "/mnt/api-key"
@@ -152,12 +155,20 @@ class VllmService(Construct):
             ),
         )
         self.service.node.add_dependency(controllers.load_balancer_controller)
+        # A fixed ALB name lets the dashboard and alarms find the ALB once it exists.
+        self.load_balancer_name = Names.unique_resource_name(
+            self, max_length=32, separator="-"
+        ).lower()
         self.ingress = eks.KubernetesManifest(
             self,
             "Ingress",
             cluster=cluster,
             manifest=ingress_manifest(
-                config, name=self.name, namespace=namespace, service_name=self.leader_service_name
+                config,
+                name=self.name,
+                namespace=namespace,
+                service_name=self.leader_service_name,
+                load_balancer_name=self.load_balancer_name,
             ),
         )
         # Destroy removes the Ingress, and so the ALB the controller made, before the controller.
@@ -177,6 +188,7 @@ class VllmService(Construct):
             timeout=Duration.minutes(10),
         )
         hostname.node.add_dependency(self.ingress)
+        self.load_balancer_hostname = hostname
         scheme = "https" if config.certificate_arn else "http"
         # What an OpenAI SDK takes as its base URL.
         url = f"{scheme}://{hostname.value}/v1"
@@ -395,6 +407,7 @@ def leader_worker_set_values(
         "init_containers": [wait_for_model],
         "image": image,
         "port": PORT,
+        "port_name": PORT_NAME,
         "leader_env": [
             *common_env,
             api_key_env,
@@ -421,7 +434,7 @@ def leader_worker_set_values(
 
 
 def ingress_manifest(
-    config: Config, *, name: str, namespace: str, service_name: str
+    config: Config, *, name: str, namespace: str, service_name: str, load_balancer_name: str
 ) -> list[dict[str, Any]]:
     listen_ports: list[dict[str, int]] = [{"HTTP": 80}]
     if config.certificate_arn:
@@ -431,6 +444,7 @@ def ingress_manifest(
         name=name,
         namespace=namespace,
         scheme=config.endpoint_scheme,
+        load_balancer_name=load_balancer_name,
         inbound_cidrs=",".join(config.allowed_cidrs),
         listen_ports=json.dumps(listen_ports),
         idle_timeout_seconds=ALB_IDLE_TIMEOUT_SECONDS,

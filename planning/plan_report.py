@@ -22,7 +22,13 @@ from planning.deploy_path import (
     deploy_path,
     recommend,
 )
-from planning.prices import CHECKED, HOURS_PER_MONTH, REGION, hourly_cost
+from planning.prices import (
+    CHECKED,
+    HOURS_PER_MONTH,
+    REGION,
+    hourly_cost,
+    observability_monthly_cost,
+)
 
 LABEL_WIDTH = 22
 ITEM_WIDTH = 58
@@ -159,6 +165,19 @@ def _cost(config: Any, today: date | None) -> list[str]:
     return out
 
 
+def _observability(config: Any) -> list[str]:
+    lines = observability_monthly_cost(config)
+    if not lines:
+        return ["Observability: off (observability=false), nothing added"]
+    out = [f"Observability, USD per month (estimate; * unverified price) {REGION}"]
+    for line in lines:
+        mark = "" if line.confirmed else " *"
+        out.append(f"  {line.item:<{ITEM_WIDTH}}{line.usd_per_month:9.2f}{mark}")
+    total = sum(line.usd_per_month for line in lines)
+    out.append(f"  {'total':<{ITEM_WIDTH}}{total:9.2f} per month, plus log ingestion by traffic")
+    return out
+
+
 def _steps(title: str, steps: tuple[Step, ...], total: Span, note: str) -> list[str]:
     out = [title]
     for step in steps:
@@ -223,6 +242,7 @@ def render(config: Any, today: date | None = None) -> str:
         _kv(config),
         _load(config, path),
         _cost(config, today),
+        _observability(config),
         _deploy(config, path),
     ]
     if config.plan.notes:

@@ -31,7 +31,7 @@ SEED_README = "AWS sample (seed) demo README cost table, us-west-2 on-demand; DE
 @dataclass(frozen=True)
 class Price:
     usd: float
-    unit: str  # "hour" or "GB-month"
+    unit: str  # "hour", "GB-month", or a monthly unit for the observability items
     source: str
     checked: date = CHECKED
     confirmed: bool = True
@@ -174,3 +174,67 @@ def hourly_cost(config: Any, today: date | None = None) -> list[CostLine]:
         )
     )
     return lines
+
+
+# --- Observability (observability=true), per month ---------------------------------------
+CLOUDWATCH_PRICING = "aws.amazon.com/cloudwatch/pricing, as remembered; not re-checked"
+CLOUDWATCH_DASHBOARD_MONTHLY = Price(3.00, "dashboard-month", CLOUDWATCH_PRICING, confirmed=False)
+CLOUDWATCH_ALARM_METRIC_MONTHLY = Price(
+    0.10, "standard-resolution alarm metric-month", CLOUDWATCH_PRICING, confirmed=False
+)
+CLOUDWATCH_CUSTOM_METRIC_MONTHLY = Price(0.30, "metric-month", CLOUDWATCH_PRICING, confirmed=False)
+CONTAINER_INSIGHTS_PER_MILLION_OBSERVATIONS = Price(
+    0.21,
+    "million observations",
+    f"{UNVERIFIED}; enhanced observability bills per observation",
+    confirmed=False,
+)
+KMS_KEY_MONTHLY = Price(1.00, "key-month", "aws.amazon.com/kms/pricing", confirmed=False)
+# A guess at what Container Insights with enhanced observability records per node per minute
+# (node, pod and container metrics, 8 GPUs from DCGM, EFA devices); watch the bill.
+OBSERVATIONS_PER_NODE_MINUTE = 300
+MINUTES_PER_MONTH = HOURS_PER_MONTH * 60
+
+
+class MonthlyCostLine(NamedTuple):
+    item: str
+    usd_per_month: float
+    confirmed: bool
+
+
+def observability_monthly_cost(config: Any) -> list[MonthlyCostLine]:
+    """What observability=true adds per month, one line per item.
+
+    Counts what InferenceDashboard and InferenceObservability create: one dashboard, six alarm
+    metrics (the 5xx alarm adds two), nine vLLM metrics, one KMS key for the alarm topic.
+    Container log ingestion (Fluent Bit) and EMF log bytes depend on traffic and are not counted.
+    """
+    if not getattr(config, "observability", True):
+        return []
+    nodes = config.gpu_node_count * config.replicas + SYSTEM_NODE_COUNT
+    observations = nodes * OBSERVATIONS_PER_NODE_MINUTE * MINUTES_PER_MONTH / 1e6
+    rate = CONTAINER_INSIGHTS_PER_MILLION_OBSERVATIONS
+    items = [
+        (
+            "CloudWatch dashboard x 1",
+            CLOUDWATCH_DASHBOARD_MONTHLY.usd,
+            CLOUDWATCH_DASHBOARD_MONTHLY,
+        ),
+        (
+            "alarm metrics x 6",
+            6 * CLOUDWATCH_ALARM_METRIC_MONTHLY.usd,
+            CLOUDWATCH_ALARM_METRIC_MONTHLY,
+        ),
+        (
+            "vLLM custom metrics x 9",
+            9 * CLOUDWATCH_CUSTOM_METRIC_MONTHLY.usd,
+            CLOUDWATCH_CUSTOM_METRIC_MONTHLY,
+        ),
+        (
+            f"Container Insights ~{observations:.0f}M observations ({nodes} nodes)",
+            observations * rate.usd,
+            rate,
+        ),
+        ("KMS key for the alarm topic", KMS_KEY_MONTHLY.usd, KMS_KEY_MONTHLY),
+    ]
+    return [MonthlyCostLine(item, usd, price.confirmed) for item, usd, price in items]

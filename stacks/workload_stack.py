@@ -10,8 +10,11 @@ from aws_cdk import aws_fsx as fsx
 from constructs import Construct
 from constructs.cluster_controllers import ClusterControllers
 from constructs.deploy_guard import DeployGuard
+from constructs.inference_dashboard import InferenceDashboard
+from constructs.inference_observability import InferenceObservability
+from constructs.load_balancer_lookup import LoadBalancerLookup
 from constructs.model_staging import ModelStaging
-from constructs.vllm_service import VllmService
+from constructs.vllm_service import PORT_NAME, VllmService
 
 import manifests
 from config.settings import Config
@@ -71,3 +74,35 @@ class WorkloadStack(Stack):
         )
         service.node.add_dependency(namespace)
         service.leader_worker_set.node.add_dependency(staging.volume)
+        if config.observability:
+            self._add_observability(config, cluster, service)
+
+    def _add_observability(
+        self, config: Config, cluster: eks.Cluster, service: VllmService
+    ) -> None:
+        """Collection, dashboard and alarms. The add-on lives here rather than in ClusterStack:
+        its scrape configuration names the workload, its DCGM exporter is only useful once the
+        GPU nodes exist, and `observability=false` then touches one stack only."""
+        InferenceObservability(
+            self,
+            "Observability",
+            cluster=cluster,
+            kubernetes_version=config.kubernetes_version,
+            workload_namespace=NAMESPACE,
+            workload_name=service.name,
+            metrics_port_name=PORT_NAME,
+        )
+        load_balancer = LoadBalancerLookup(
+            self, "LoadBalancerLookup", load_balancer_name=service.load_balancer_name
+        )
+        # The ALB exists once the Ingress reports its hostname.
+        load_balancer.node.add_dependency(service.load_balancer_hostname)
+        InferenceDashboard(
+            self,
+            "Dashboard",
+            cluster_name=cluster.cluster_name,
+            model_name=config.served_model_name,
+            load_balancer=load_balancer.load_balancer,
+            target_group=load_balancer.target_group,
+            alarm_email=config.alarm_email,
+        )

@@ -34,6 +34,7 @@ CUSTOM_VARIANT = {
     "fsxStorageGiB": 2400,
     "fsxRemovalPolicy": "RETAIN",
     "hfTokenSecretName": "hf/token",
+    "alarmEmail": "ops@example.com",
 }
 MANIFEST_TYPE = "Custom::AWSCDK-EKS-KubernetesResource"
 HELM_TYPE = "Custom::AWSCDK-EKS-HelmChart"
