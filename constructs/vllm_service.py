@@ -20,6 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.cluster_controllers import GPU_NODE_SELECTOR, GPU_TOLERATIONS, ClusterControllers
 from constructs.model_staging import FSX_MOUNT_PATH
+from constructs.secure_edge import LOAD_BALANCER_ATTRIBUTES, SecureEdge
 
 import manifests
 from config.settings import Config
@@ -132,12 +133,15 @@ class VllmService(Construct):
             ),
         )
         self.service.node.add_dependency(controllers.load_balancer_controller)
+        self.edge = SecureEdge(self, "Edge", config=config)
         self.ingress = eks.KubernetesManifest(
             self,
             "Ingress",
             cluster=cluster,
-            manifest=ingress_manifest(config, name=self.name, namespace=namespace),
+            manifest=ingress_manifest(config, name=self.name, namespace=namespace, edge=self.edge),
         )
+        for prerequisite in self.edge.ingress_prerequisites:
+            self.ingress.node.add_dependency(prerequisite)
         # Destroy removes the Ingress, and so the ALB the controller made, before the controller.
         self.ingress.node.add_dependency(controllers.load_balancer_controller)
         self.ingress.node.add_dependency(self.service)
@@ -155,13 +159,13 @@ class VllmService(Construct):
             timeout=Duration.minutes(10),
         )
         hostname.node.add_dependency(self.ingress)
-        scheme = "https" if config.certificate_arn else "http"
-        url = f"{scheme}://{hostname.value}"
+        url = self.edge.base_url(hostname.value)
+        self.edge.point_domain_at(self, hostname.value)
         key_command = (
             f"aws secretsmanager get-secret-value --region {Aws.REGION} "
             f"--secret-id {self.api_key.secret_arn} --query SecretString --output text"
         )
-        CfnOutput(self, "EndpointUrl", value=url, description="OpenAI-compatible base URL (/v1)")
+        CfnOutput(self, "EndpointUrl", value=f"{url}/v1", description="OpenAI-compatible base URL")
         CfnOutput(self, "ApiKeyCommand", value=key_command, description="Prints the API key")
         for output_id, path, body in (
             (
@@ -374,26 +378,19 @@ def leader_worker_set_values(
     }
 
 
-def ingress_manifest(config: Config, *, name: str, namespace: str) -> list[dict[str, Any]]:
-    listen_ports: list[dict[str, int]] = [{"HTTP": 80}]
-    if config.certificate_arn:
-        listen_ports.append({"HTTPS": 443})
+def ingress_manifest(
+    config: Config, *, name: str, namespace: str, edge: SecureEdge
+) -> list[dict[str, Any]]:
     manifest = manifests.render(
         "ingress",
         name=name,
         namespace=namespace,
         scheme=config.endpoint_scheme,
         inbound_cidrs=",".join(config.allowed_cidrs),
-        listen_ports=json.dumps(listen_ports),
+        listen_ports=json.dumps(edge.listen_ports),
         service_name=name,
         port=PORT,
     )
-    if config.certificate_arn:
-        manifest[0]["metadata"]["annotations"].update(
-            {
-                "alb.ingress.kubernetes.io/certificate-arn": config.certificate_arn,
-                "alb.ingress.kubernetes.io/ssl-redirect": "443",
-                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
-            }
-        )
+    annotations = manifest[0]["metadata"]["annotations"]
+    annotations.update(edge.ingress_annotations(annotations[LOAD_BALANCER_ATTRIBUTES]))
     return manifest
