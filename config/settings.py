@@ -474,9 +474,13 @@ def _read_edge(reader: _Reader) -> dict[str, Any]:
     zone_name = reader.matching("hostedZoneName", DNS_NAME, "the zone's DNS name, example.com")
     if zone_name:
         zone_name = zone_name.rstrip(".")
-    if zone_id and not zone_name:
+    # Pairing is checked on what was given, so a malformed id is reported once, as malformed.
+    id_given, name_given = (
+        reader.raw(key) is not None for key in ("hostedZoneId", "hostedZoneName")
+    )
+    if id_given and not name_given:
         reader.fail("hostedZoneId", zone_id, "needs the zone's name", "also set hostedZoneName")
-    if zone_name and not zone_id:
+    if name_given and not id_given:
         reader.fail("hostedZoneName", zone_name, "needs the zone's id", "also set hostedZoneId")
     if certificate_arn and not domain_name:
         reader.fail(
