@@ -100,8 +100,9 @@ class SecureEdge(Construct):
                 # Every HTTP listener answers with a redirect to 443 and forwards nothing.
                 f"{ANNOTATION}ssl-redirect": "443",
             }
-        if self.web_acl_arn:
-            annotations[f"{ANNOTATION}wafv2-acl-arn"] = self.web_acl_arn
+        # Without the annotation the controller leaves an ALB's web ACL as it was, so turning
+        # waf off would keep the old ACL attached (and its deletion failing): say "none".
+        annotations[f"{ANNOTATION}wafv2-acl-arn"] = self.web_acl_arn or "none"
         return annotations
 
     def base_url(self, load_balancer_hostname: str) -> str:

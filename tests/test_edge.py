@@ -308,9 +308,11 @@ def test_given_waf_acl_arn_then_that_acl_is_attached_and_none_is_created(own_cer
     assert annotations(own_certificate)[f"{ANNOTATION}wafv2-acl-arn"] == WAF_ACL_ARN
 
 
-def test_given_no_waf_then_no_acl_and_no_annotation(default_app):
+def test_given_no_waf_then_no_acl_and_the_ingress_detaches_any(default_app):
+    """Controller docs (v3.2.2 annotations.md, wafv2-acl-arn): an absent annotation keeps the
+    ALB's web ACL unchanged; 'none' removes it. Turning waf off must detach the old ACL."""
     assert default_app.resources(WORKLOAD, "AWS::WAFv2::WebACL") == {}
-    assert f"{ANNOTATION}wafv2-acl-arn" not in annotations(default_app)
+    assert annotations(default_app)[f"{ANNOTATION}wafv2-acl-arn"] == "none"
 
 
 def test_given_the_pinned_controller_then_its_iam_policy_may_associate_web_acls(default_app):
@@ -324,12 +326,16 @@ def test_given_the_pinned_controller_then_its_iam_policy_may_associate_web_acls(
         "wafv2:GetWebACL",
         "wafv2:GetWebACLForResource",
     }
-    granted = set()
+    controller_policies = []
     for policy in default_app.resources(WORKLOAD, "AWS::IAM::Policy").values():
+        granted = set()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             if statement["Effect"] == "Allow" and statement.get("Resource") == "*":
                 granted.update([actions] if isinstance(actions, str) else actions)
+        if "elasticloadbalancing:CreateLoadBalancer" in json.dumps(policy):
+            controller_policies.append(granted)
+    (granted,) = controller_policies
     assert needed <= granted
 
 
