@@ -19,7 +19,7 @@ import app as cdk_app
 from config.errors import ConfigError
 from config.settings import build_config
 
-from conftest import Synthesized, render_tokens
+from conftest import Synthesized, only, render_tokens
 
 WORKLOAD = "VllmWorkloadStack"
 TODAY = date(2026, 11, 30)
@@ -74,12 +74,6 @@ def load_balancer_attributes(app: Synthesized) -> dict[str, str]:
 def output_text(app: Synthesized, name: str) -> str:
     (value,) = [o["Value"] for k, o in app.json(WORKLOAD).get("Outputs", {}).items() if name in k]
     return render_tokens(value)
-
-
-def only_resource(app: Synthesized, resource_type: str) -> tuple[str, dict[str, Any]]:
-    resources = app.resources(WORKLOAD, resource_type)
-    assert len(resources) == 1, f"expected one {resource_type}, found {sorted(resources)}"
-    return next(iter(resources.items()))
 
 
 def ref_marker(logical_id: str) -> str:
@@ -169,7 +163,7 @@ def test_given_the_waf_rate_limit_bounds_then_both_are_accepted():
 def test_given_internet_facing_http_then_synth_notes_the_key_travels_in_clear_text():
     notices = cdk_app._notices(build_config({}, today=TODAY))
     assert any("clear text" in notice and notice.startswith("NOTE") for notice in notices)
-    https = build_config({k: v for k, v in PRODUCTION.items()}, today=TODAY)
+    https = build_config(PRODUCTION, today=TODAY)
     internal = build_config({"endpointScheme": "internal"}, today=TODAY)
     for config in (https, internal):
         assert not any("clear text" in notice for notice in cdk_app._notices(config))
@@ -181,7 +175,9 @@ def test_given_internet_facing_http_then_synth_notes_the_key_travels_in_clear_te
 
 
 def test_given_a_zone_then_a_dns_validated_certificate_for_the_domain_is_on_the_alb(production):
-    certificate_id, certificate = only_resource(production, "AWS::CertificateManager::Certificate")
+    certificate_id, certificate = only(
+        production.resources(WORKLOAD, "AWS::CertificateManager::Certificate")
+    )
     properties = certificate["Properties"]
     assert properties["DomainName"] == DOMAIN
     assert properties["ValidationMethod"] == "DNS"
@@ -195,7 +191,7 @@ def test_given_a_zone_then_a_dns_validated_certificate_for_the_domain_is_on_the_
 
 def test_given_a_zone_then_a_cname_points_the_domain_at_the_ingress_status_hostname(production):
     """The controller names the ALB; its DNS name is only known from the Ingress status."""
-    _, record = only_resource(production, "AWS::Route53::RecordSet")
+    _, record = only(production.resources(WORKLOAD, "AWS::Route53::RecordSet"))
     properties = record["Properties"]
     assert properties["HostedZoneId"] == ZONE_ID
     assert properties["Name"] == f"{DOMAIN}."
@@ -249,12 +245,12 @@ def test_given_no_domain_then_the_trial_endpoint_is_plain_http_on_the_alb_name(d
 
 
 def web_acl_rules(app: Synthesized) -> dict[str, dict[str, Any]]:
-    _, acl = only_resource(app, "AWS::WAFv2::WebACL")
+    _, acl = only(app.resources(WORKLOAD, "AWS::WAFv2::WebACL"))
     return {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
 
 
 def test_given_waf_then_a_regional_acl_allows_by_default_and_records_everything(production):
-    acl_id, acl = only_resource(production, "AWS::WAFv2::WebACL")
+    acl_id, acl = only(production.resources(WORKLOAD, "AWS::WAFv2::WebACL"))
     properties = acl["Properties"]
     assert properties["Scope"] == "REGIONAL"
     assert properties["DefaultAction"] == {"Allow": {}}
@@ -298,7 +294,7 @@ def test_given_waf_then_each_client_ip_is_blocked_past_the_rate_limit(production
 
 
 def test_given_waf_then_the_ingress_attaches_the_acl_by_arn(production):
-    acl_id, _ = only_resource(production, "AWS::WAFv2::WebACL")
+    acl_id, _ = only(production.resources(WORKLOAD, "AWS::WAFv2::WebACL"))
     expected = render_tokens({"Fn::GetAtt": [acl_id, "Arn"]})
     assert annotations(production)[f"{ANNOTATION}wafv2-acl-arn"] == expected
 
@@ -345,11 +341,11 @@ def test_given_the_pinned_controller_then_its_iam_policy_may_associate_web_acls(
 
 
 def log_bucket(app: Synthesized) -> tuple[str, dict[str, Any]]:
-    return only_resource(app, "AWS::S3::Bucket")
+    return only(app.resources(WORKLOAD, "AWS::S3::Bucket"))
 
 
 def bucket_statements(app: Synthesized) -> list[dict[str, Any]]:
-    _, policy = only_resource(app, "AWS::S3::BucketPolicy")
+    _, policy = only(app.resources(WORKLOAD, "AWS::S3::BucketPolicy"))
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
@@ -422,7 +418,7 @@ def test_given_any_config_then_the_ingress_logs_to_the_bucket_next_to_the_idle_t
 
 def test_given_any_config_then_the_ingress_waits_for_the_bucket_policy(default_app):
     """ELB refuses access_logs.s3.enabled until the bucket policy admits log delivery."""
-    policy_id, _ = only_resource(default_app, "AWS::S3::BucketPolicy")
+    policy_id, _ = only(default_app.resources(WORKLOAD, "AWS::S3::BucketPolicy"))
     assert policy_id in ingress_depends_on(default_app)
 
 
