@@ -471,9 +471,11 @@ def _read_edge(reader: _Reader) -> dict[str, Any]:
     )
     domain_name = reader.matching("domainName", DNS_NAME, "a lower-case DNS name, api.example.com")
     zone_id = reader.matching("hostedZoneId", r"Z[A-Z0-9]{1,31}", "a Route 53 zone id, Z...")
-    zone_name = reader.matching("hostedZoneName", DNS_NAME, "the zone's DNS name, example.com")
-    if zone_name:
-        zone_name = zone_name.rstrip(".")
+    # Route 53 shows zone names with the root's trailing dot; either spelling is the zone.
+    zone_name = reader.matching(
+        "hostedZoneName", rf"{DNS_NAME}\.?", "the zone's DNS name, example.com"
+    )
+    zone_name = zone_name.rstrip(".") if zone_name else None
     # Pairing is checked on what was given, so a malformed id is reported once, as malformed.
     id_given, name_given = (
         reader.raw(key) is not None for key in ("hostedZoneId", "hostedZoneName")

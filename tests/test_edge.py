@@ -154,6 +154,11 @@ def test_given_a_bad_edge_setting_then_one_error_names_key_value_and_allowed(con
     assert "(allowed: " in problem
 
 
+def test_given_a_zone_name_with_the_root_dot_then_it_is_the_same_zone():
+    context = {**PRODUCTION, "hostedZoneName": f"{ZONE_NAME}."}
+    assert build_config(context, today=TODAY).hosted_zone_name == ZONE_NAME
+
+
 def test_given_the_waf_rate_limit_bounds_then_both_are_accepted():
     """WAFv2 API Reference, RateBasedStatement.Limit: 10 to 2,000,000,000 (10 since 2024)."""
     for limit in (10, 2_000_000_000):
