@@ -63,6 +63,17 @@ def _notices(config: Config) -> list[str]:
             f"NOTE: allowedCidrs is not set; synthesized with the documentation CIDR "
             f"{DOCUMENTATION_CIDR}. Deploy refuses this: pass -c allowedCidrs=<CIDR>[,<CIDR>]."
         )
+    if config.endpoint_scheme == "internet-facing" and not config.https:
+        notices.append(
+            "NOTE: the endpoint is internet-facing over plain HTTP: the API key and every "
+            "prompt travel in clear text. Set domainName (with hostedZoneId and hostedZoneName, "
+            "or certificateArn) for HTTPS; see README, Exposing the endpoint."
+        )
+    if config.access_log_removal_policy == "RETAIN":
+        notices.append(
+            "NOTE: accessLogRemovalPolicy=RETAIN: cdk destroy leaves the ALB access-log "
+            "bucket and its logs behind."
+        )
     warning = kubernetes_version_warning(config.kubernetes_version)
     if warning:
         notices.append(f"WARNING: {warning}")

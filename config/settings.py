@@ -26,6 +26,11 @@ DOCUMENTATION_CIDR = "192.0.2.0/24"
 FSX_DEPLOYMENT_TYPES = ("SCRATCH_2", "PERSISTENT_2")
 PERSISTENT_2_THROUGHPUTS = (125, 250, 500, 1000)
 REMOVAL_POLICIES = ("DESTROY", "RETAIN")
+# WAFv2 RateBasedStatement.Limit range (WAFv2 API Reference, RateBasedStatement); requests
+# per 5-minute window per client IP. 2000 is about 6.7 requests a second from one address.
+WAF_RATE_LIMIT_RANGE = (10, 2_000_000_000)
+DEFAULT_WAF_RATE_LIMIT = 2000
+DNS_NAME = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
 
 # Settings for which "none" is a valid choice: `-c key=` (an empty value) means none. Every
 # other key refuses an empty value rather than silently falling back to its default.
@@ -83,6 +88,14 @@ class Config:
     allowed_cidrs_defaulted: bool
     allow_public_internet: bool
     certificate_arn: str | None
+    domain_name: str | None
+    hosted_zone_id: str | None
+    hosted_zone_name: str | None
+    waf: bool
+    waf_acl_arn: str | None
+    waf_rate_limit: int
+    access_log_retention_days: int
+    access_log_removal_policy: str
     endpoint_scheme: str
     endpoint_public_access_cidrs: tuple[str, ...]
     fsx_deployment_type: str
@@ -106,6 +119,11 @@ class Config:
     @property
     def gpu_nodes_total(self) -> int:
         return self.replicas * self.gpu_node_count
+
+    @property
+    def https(self) -> bool:
+        """TLS on the user's host name: settings validation guarantees a certificate for it."""
+        return self.domain_name is not None
 
     @property
     def served_model_name(self) -> str:
@@ -397,11 +415,7 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
         "allowed_cidrs": allowed_cidrs,
         "allowed_cidrs_defaulted": cidrs_defaulted,
         "allow_public_internet": allow_public,
-        "certificate_arn": reader.matching(
-            "certificateArn",
-            r"arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate/[\w-]+",
-            "an ACM certificate ARN",
-        ),
+        **_read_edge(reader),
         "endpoint_scheme": reader.choice(
             "endpointScheme", "internet-facing", ("internet-facing", "internal")
         ),
@@ -503,6 +517,104 @@ def _read_availability_zones(reader: _Reader) -> tuple[str, ...]:
     return zones
 
 
+def _read_edge(reader: _Reader) -> dict[str, Any]:
+    """Host name, certificate, DNS zone, WAF and access-log settings (constructs/secure_edge.py)."""
+    certificate_arn = reader.matching(
+        "certificateArn",
+        r"arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate/[\w-]+",
+        "an ACM certificate ARN",
+    )
+    domain_name = reader.matching("domainName", DNS_NAME, "a lower-case DNS name, api.example.com")
+    zone_id = reader.matching("hostedZoneId", r"Z[A-Z0-9]{1,31}", "a Route 53 zone id, Z...")
+    # Route 53 shows zone names with the root's trailing dot; either spelling is the zone.
+    zone_name = reader.matching(
+        "hostedZoneName", rf"{DNS_NAME}\.?", "the zone's DNS name, example.com"
+    )
+    zone_name = zone_name.rstrip(".") if zone_name else None
+    # Pairing is checked on what was given, so a malformed id is reported once, as malformed.
+    id_given, name_given = (
+        reader.raw(key) is not None for key in ("hostedZoneId", "hostedZoneName")
+    )
+    if id_given and not name_given:
+        reader.fail("hostedZoneId", zone_id, "needs the zone's name", "also set hostedZoneName")
+    if name_given and not id_given:
+        reader.fail("hostedZoneName", zone_name, "needs the zone's id", "also set hostedZoneId")
+    if certificate_arn and not domain_name:
+        reader.fail(
+            "certificateArn",
+            certificate_arn,
+            "a certificate only matches the host name it was issued for",
+            "also set domainName=<a name on the certificate>",
+        )
+    if domain_name and zone_name:
+        if domain_name == zone_name:
+            reader.fail(
+                "domainName",
+                domain_name,
+                "the zone apex cannot hold the CNAME that points at the load balancer",
+                f"a name inside the zone, e.g. api.{zone_name}",
+            )
+        elif not domain_name.endswith(f".{zone_name}"):
+            reader.fail(
+                "domainName",
+                domain_name,
+                f"not inside hostedZoneName={zone_name}",
+                f"a name ending in .{zone_name}",
+            )
+    elif domain_name and not (zone_id or certificate_arn):
+        reader.fail(
+            "domainName",
+            domain_name,
+            "without a Route 53 zone the app cannot validate a certificate for it",
+            "also set certificateArn, or hostedZoneId and hostedZoneName",
+        )
+    if (zone_id or zone_name) and not domain_name:
+        reader.fail(
+            "hostedZoneId" if zone_id else "hostedZoneName",
+            zone_id or zone_name,
+            "a zone is only used for the endpoint's host name",
+            "also set domainName",
+        )
+
+    waf = reader.flag("waf", False)
+    waf_acl_arn = reader.matching(
+        "wafAclArn",
+        r"arn:aws[\w-]*:wafv2:[\w-]+:\d{12}:regional/webacl/[\w-]+/[\w-]+",
+        "a regional WAFv2 web ACL ARN",
+    )
+    if waf and waf_acl_arn:
+        reader.fail(
+            "wafAclArn",
+            waf_acl_arn,
+            "waf=true creates a web ACL and an ALB takes only one",
+            "waf=true or wafAclArn, not both",
+        )
+    rate_given = reader.raw("wafRateLimit") is not None
+    waf_rate_limit = reader.integer("wafRateLimit", DEFAULT_WAF_RATE_LIMIT, *WAF_RATE_LIMIT_RANGE)
+    if rate_given and not waf:
+        reader.fail(
+            "wafRateLimit",
+            waf_rate_limit,
+            "only the web ACL the app creates has a rate rule",
+            "also set waf=true",
+        )
+    return {
+        "certificate_arn": certificate_arn,
+        "domain_name": domain_name,
+        "hosted_zone_id": zone_id,
+        "hosted_zone_name": zone_name,
+        "waf": waf,
+        "waf_acl_arn": waf_acl_arn,
+        "waf_rate_limit": waf_rate_limit,
+        "access_log_retention_days": reader.integer(
+            "accessLogRetentionDays", 90, minimum=1, maximum=3650
+        ),
+        "access_log_removal_policy": reader.choice(
+            "accessLogRemovalPolicy", "DESTROY", REMOVAL_POLICIES
+        ),
+    }
+
+
 def _read_endpoint_cidrs(reader: _Reader) -> tuple[str, ...]:
     cidrs = reader.string_list("endpointPublicAccessCidrs")
     for cidr in cidrs:
@@ -529,6 +641,14 @@ KNOWN_KEYS = frozenset(
         "allowedCidrs",
         "allowPublicInternet",
         "certificateArn",
+        "domainName",
+        "hostedZoneId",
+        "hostedZoneName",
+        "waf",
+        "wafAclArn",
+        "wafRateLimit",
+        "accessLogRetentionDays",
+        "accessLogRemovalPolicy",
         "fsxDeploymentType",
         "fsxStorageGiB",
         "fsxThroughputPerTiB",

@@ -21,6 +21,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.cluster_controllers import GPU_NODE_SELECTOR, GPU_TOLERATIONS, ClusterControllers
 from constructs.model_staging import FSX_MOUNT_PATH, model_slug
+from constructs.secure_edge import LOAD_BALANCER_ATTRIBUTES, SecureEdge
 
 import manifests
 from config.settings import Config
@@ -159,6 +160,7 @@ class VllmService(Construct):
         self.load_balancer_name = Names.unique_resource_name(
             self, max_length=32, separator="-"
         ).lower()
+        self.edge = SecureEdge(self, "Edge", config=config)
         self.ingress = eks.KubernetesManifest(
             self,
             "Ingress",
@@ -169,8 +171,11 @@ class VllmService(Construct):
                 namespace=namespace,
                 service_name=self.leader_service_name,
                 load_balancer_name=self.load_balancer_name,
+                edge=self.edge,
             ),
         )
+        for prerequisite in self.edge.ingress_prerequisites:
+            self.ingress.node.add_dependency(prerequisite)
         # Destroy removes the Ingress, and so the ALB the controller made, before the controller.
         self.ingress.node.add_dependency(controllers.load_balancer_controller)
         self.ingress.node.add_dependency(self.service)
@@ -189,9 +194,9 @@ class VllmService(Construct):
         )
         hostname.node.add_dependency(self.ingress)
         self.load_balancer_hostname = hostname
-        scheme = "https" if config.certificate_arn else "http"
+        self.edge.point_domain_at(self, hostname.value)
         # What an OpenAI SDK takes as its base URL.
-        url = f"{scheme}://{hostname.value}/v1"
+        url = f"{self.edge.base_url(hostname.value)}/v1"
         key_command = (
             f"aws secretsmanager get-secret-value --region {Aws.REGION} "
             f"--secret-id {self.api_key.secret_arn} --query SecretString --output text"
@@ -434,11 +439,14 @@ def leader_worker_set_values(
 
 
 def ingress_manifest(
-    config: Config, *, name: str, namespace: str, service_name: str, load_balancer_name: str
+    config: Config,
+    *,
+    name: str,
+    namespace: str,
+    service_name: str,
+    load_balancer_name: str,
+    edge: SecureEdge,
 ) -> list[dict[str, Any]]:
-    listen_ports: list[dict[str, int]] = [{"HTTP": 80}]
-    if config.certificate_arn:
-        listen_ports.append({"HTTPS": 443})
     manifest = manifests.render(
         "ingress",
         name=name,
@@ -446,17 +454,11 @@ def ingress_manifest(
         scheme=config.endpoint_scheme,
         load_balancer_name=load_balancer_name,
         inbound_cidrs=",".join(config.allowed_cidrs),
-        listen_ports=json.dumps(listen_ports),
+        listen_ports=json.dumps(edge.listen_ports),
         idle_timeout_seconds=ALB_IDLE_TIMEOUT_SECONDS,
         service_name=service_name,
         port=PORT,
     )
-    if config.certificate_arn:
-        manifest[0]["metadata"]["annotations"].update(
-            {
-                "alb.ingress.kubernetes.io/certificate-arn": config.certificate_arn,
-                "alb.ingress.kubernetes.io/ssl-redirect": "443",
-                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
-            }
-        )
+    annotations = manifest[0]["metadata"]["annotations"]
+    annotations.update(edge.ingress_annotations(annotations[LOAD_BALANCER_ATTRIBUTES]))
     return manifest
