@@ -19,6 +19,8 @@ from config.versions import STAGING_IMAGE, STAGING_PIP_PACKAGES
 FSX_MOUNT_PATH = "/fsx"
 HF_TOKEN_MOUNT = "/mnt/hf-token"
 HF_TOKEN_KEY = "hf-token"
+# The well-known label the kubelet sets to the node's AZ.
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def model_slug(model_id: str) -> str:
@@ -39,6 +41,7 @@ class ModelStaging(Construct):
         cluster: eks.Cluster,
         namespace: str,
         file_system: fsx.LustreFileSystem,
+        file_system_zone: str,
         storage_gib: int,
         model_id: str,
         model_s3_uri: str | None,
@@ -130,7 +133,9 @@ class ModelStaging(Construct):
                 name=f"stage-{slug}"[:63].rstrip("-"),
                 namespace=namespace,
                 service_account=self.service_account.service_account_name,
-                node_selector=SYSTEM_NODE_LABELS,
+                # In the file system's AZ, so Lustre traffic never crosses AZs. The zone may be a
+                # token (Fn::Select over Fn::GetAZs) that CloudFormation resolves at deploy time.
+                node_selector={**SYSTEM_NODE_LABELS, ZONE_LABEL: file_system_zone},
                 image=STAGING_IMAGE,
                 script=manifests.read_text("stage-model.sh"),
                 model_id=model_id,
