@@ -13,7 +13,14 @@ import app as cdk_app
 from config.errors import ConfigError
 from config.settings import DOCUMENTATION_CIDR, build_config
 
-from conftest import CUSTOM_VARIANT, STACK_IDS, only, reference_to, render_tokens
+from conftest import (
+    CUSTOM_VARIANT,
+    PROJECT_ROOT,
+    STACK_IDS,
+    only,
+    reference_to,
+    render_tokens,
+)
 
 CLUSTER = "VllmClusterStack"
 GPU = "VllmGpuNodeGroupStack"
@@ -481,3 +488,15 @@ def test_given_variant_when_synthesized_then_a_system_node_can_sit_in_every_az(v
     _, system = only(app.resources(CLUSTER, "AWS::EKS::Nodegroup"))
     zones = len(system["Properties"]["Subnets"])
     assert system["Properties"]["ScalingConfig"]["MinSize"] >= zones
+
+
+def test_readme_tells_how_to_update_a_capacity_block_and_what_retain_leaves():
+    """EKS User Guide, capacity-blocks-mng.adoc: "When upgrading managed node groups with
+    Capacity Blocks, make sure that the desired size of the node group is set to 0"."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    update = readme.split("### Update", 1)[1].split("\n### ", 1)[0]
+    assert "desiredSize=0" in update and "make deploy" in update
+    destroy = readme.split("### Destroy", 1)[1].split("\n### ", 1)[0]
+    assert "fsxRemovalPolicy=RETAIN" in destroy
+    for leftover in ("file system", "security group", "subnet", "VPC"):
+        assert leftover in destroy
