@@ -8,6 +8,8 @@ import json
 
 import pytest
 from cfnlint.api import lint
+from test_gpu_node_group import launch_template_data as gpu_launch_template
+from test_gpu_node_group import nodegroup as gpu_nodegroup
 
 import app as cdk_app
 from config.errors import ConfigError
@@ -68,16 +70,6 @@ def launch_template_for(app, stack_id: str, nodegroup: dict) -> dict:
     resource = app.json(stack_id)["Resources"][logical_id]
     assert resource["Type"] == "AWS::EC2::LaunchTemplate"
     return resource["Properties"]["LaunchTemplateData"]
-
-
-def gpu_launch_template(app) -> dict:
-    _, resource = only(app.resources(GPU, "AWS::EC2::LaunchTemplate"))
-    return resource["Properties"]["LaunchTemplateData"]
-
-
-def gpu_nodegroup(app) -> dict:
-    _, resource = only(app.resources(GPU, "AWS::EKS::Nodegroup"))
-    return resource["Properties"]
 
 
 def shell_parts(user_data: dict) -> list[str]:
