@@ -68,7 +68,7 @@ def _notices(config: Config) -> list[str]:
         notices.append(
             "NOTE: fsxRemovalPolicy=RETAIN: `cdk destroy` keeps the FSx for Lustre file system "
             "(billed until you delete it) and, because it still occupies them, its security "
-            "group, the GPU subnet and the VPC; delete the file system, then run destroy again."
+            "group, the GPU subnet and the VPC; delete them yourself, the file system first."
         )
     warning = kubernetes_version_warning(config.kubernetes_version)
     if warning:

@@ -136,7 +136,7 @@ class InferenceCluster(Construct):
                 metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
                     http_endpoint="enabled",
                     http_tokens="required",
-                    # Controllers here (LB controller, FSx CSI controller) read IMDS from pods.
+                    # Controllers here (LB controller, FSx CSI controller) may read IMDS from pods.
                     http_put_response_hop_limit=2,
                 ),
             ),

@@ -180,8 +180,10 @@ def test_given_defaults_when_synthesized_then_gpu_nodes_get_a_new_cluster_placem
 
 
 def test_given_a_reservation_when_synthesized_then_no_placement_group_is_created(custom_app):
-    """A reservation cannot join a placement group created after it (EC2 User Guide, "Capacity
-    Reservations in cluster placement groups"); eksctl stopped forcing one."""
+    """A reservation's placement group is fixed when it is created (EC2 API
+    CreateCapacityReservation.PlacementGroupArn; "Modify an active Capacity Reservation" lists
+    only quantity, eligibility and end time as changeable), so a group created later cannot
+    hold it."""
     assert custom_app.resources(GPU, "AWS::EC2::PlacementGroup") == {}
     assert "Placement" not in gpu_launch_template(custom_app)
 
