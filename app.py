@@ -48,6 +48,7 @@ def build_app(app: cdk.App) -> cdk.App:
         cluster=cluster_stack.cluster,
         node_group=gpu_stack.gpu_nodes.nodegroup,
         file_system=fsx_stack.model_store.file_system,
+        file_system_zone=fsx_stack.model_store.availability_zone,
         s3_link_path=fsx_stack.model_store.s3_link_path,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -73,6 +74,12 @@ def _notices(config: Config) -> list[str]:
         notices.append(
             "NOTE: accessLogRemovalPolicy=RETAIN: cdk destroy leaves the ALB access-log "
             "bucket and its logs behind."
+        )
+    if config.fsx_removal_policy == "RETAIN":
+        notices.append(
+            "NOTE: fsxRemovalPolicy=RETAIN: `cdk destroy` keeps the FSx for Lustre file system "
+            "(billed until you delete it) and, because it still occupies them, its security "
+            "group, the GPU subnet and the VPC; delete them yourself, the file system first."
         )
     warning = kubernetes_version_warning(config.kubernetes_version)
     if warning:

@@ -105,6 +105,7 @@ class Config:
     model_s3_uri: str | None
     capacity_reservation_id: str | None
     capacity_block: bool
+    placement_group_name: str | None
     gpu_memory_utilization: float
     gpu_availability_zone: str | None
     availability_zones: tuple[str, ...]
@@ -389,8 +390,9 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             f"{fsx_type} has fixed throughput",
             "unset, or fsxDeploymentType=PERSISTENT_2",
         )
-    default_removal = "DESTROY" if fsx_type.startswith("SCRATCH") else "RETAIN"
-    fsx_removal_policy = reader.choice("fsxRemovalPolicy", default_removal, REMOVAL_POLICIES)
+    # DESTROY for every type: with modelS3Uri the file system is a cache of S3, without it the
+    # weights come back from the Hub. RETAIN is an explicit choice (synth then lists the leftovers).
+    fsx_removal_policy = reader.choice("fsxRemovalPolicy", "DESTROY", REMOVAL_POLICIES)
 
     model_s3_uri = reader.matching(
         "modelS3Uri", r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", "s3://bucket/prefix"
@@ -419,7 +421,7 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
         "endpoint_scheme": reader.choice(
             "endpointScheme", "internet-facing", ("internet-facing", "internal")
         ),
-        "endpoint_public_access_cidrs": _read_endpoint_cidrs(reader),
+        "endpoint_public_access_cidrs": _read_endpoint_cidrs(reader, allowed_cidrs, allow_public),
         "fsx_deployment_type": fsx_type,
         "fsx_storage_gib": fsx_storage,
         "fsx_throughput_per_tib": fsx_throughput,
@@ -429,6 +431,9 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "capacityReservationId", r"cr-[0-9a-f]{8,17}", "cr- followed by 8-17 hex digits"
         ),
         "capacity_block": reader.flag("capacityBlock", False),
+        "placement_group_name": reader.matching(
+            "placementGroupName", r"[\w.:/+=@-]{1,255}", "the name of an existing placement group"
+        ),
         "gpu_memory_utilization": reader.number("gpuMemoryUtilization", 0.90, 0.5, 0.95),
         "gpu_availability_zone": reader.matching(
             "gpuAvailabilityZone", r"[a-z]{2}(-[a-z]+)+-\d[a-z]", "an AZ name such as us-west-2a"
@@ -470,6 +475,14 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             True,
             "a Capacity Block is used through its reservation",
             "also set capacityReservationId=cr-...",
+        )
+    if values["capacity_reservation_id"] and not values["gpu_availability_zone"]:
+        reader.fail(
+            "capacityReservationId",
+            values["capacity_reservation_id"],
+            "a reservation lives in one AZ, so the GPU nodes' AZ must be named",
+            "also set gpuAvailabilityZone=<the reservation's AZ> and "
+            "availabilityZones=<2+ AZs including it>",
         )
 
     tensor_parallel_size = reader.integer("tensorParallelSize", None, minimum=1)
@@ -615,14 +628,28 @@ def _read_edge(reader: _Reader) -> dict[str, Any]:
     }
 
 
-def _read_endpoint_cidrs(reader: _Reader) -> tuple[str, ...]:
+def _read_endpoint_cidrs(
+    reader: _Reader, allowed_cidrs: tuple[str, ...], allow_public: bool
+) -> tuple[str, ...]:
+    """The EKS API's public CIDRs: allowedCidrs unless given, never the world by accident."""
     cidrs = reader.string_list("endpointPublicAccessCidrs")
+    if not cidrs:
+        # Already checked under their own key.
+        return allowed_cidrs
     for cidr in cidrs:
         try:
-            ipaddress.IPv4Network(cidr, strict=True)
+            network = ipaddress.IPv4Network(cidr, strict=True)
         except ValueError:
             reader.fail(
                 "endpointPublicAccessCidrs", cidr, "not a valid IPv4 CIDR", "e.g. 203.0.113.0/24"
+            )
+            continue
+        if network.prefixlen == 0 and not allow_public:
+            reader.fail(
+                "endpointPublicAccessCidrs",
+                cidr,
+                "opens the EKS API endpoint to the whole internet",
+                "set allowPublicInternet=true to really do this",
             )
     return cidrs
 
@@ -668,6 +695,7 @@ KNOWN_KEYS = frozenset(
         "capacityBlock",
         "observability",
         "alarmEmail",
+        "placementGroupName",
         *MODEL_ARCHITECTURE_KEYS,
     }
 )

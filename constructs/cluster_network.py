@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Tags
+from aws_cdk import CrossStackReferences, ReferenceStrength, RemovalPolicy, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -19,6 +19,7 @@ class ClusterNetwork(Construct):
         nat_gateways: int = 1,
         availability_zones: tuple[str, ...] = (),
         gpu_availability_zone: str | None = None,
+        retain_gpu_subnet: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
@@ -66,3 +67,12 @@ class ClusterNetwork(Construct):
             for subnet in self.vpc.private_subnets
             if gpu_availability_zone in (None, subnet.availability_zone)
         )
+        # Another subnet is picked when gpuAvailabilityZone changes; a strong export of it would
+        # block that update ("Cannot delete export ... in use"). Weak references read the output
+        # with Fn::GetStackOutput; the consumers' stack dependencies stay.
+        CrossStackReferences.of(self.gpu_subnet).produce(ReferenceStrength.WEAK)
+        if retain_gpu_subnet:
+            # A retained file system keeps its network interface in this subnet: deleting the
+            # subnet (and so the VPC) would end destroy in DELETE_FAILED. Keep both instead.
+            for resource in (self.vpc.node.default_child, self.gpu_subnet.node.default_child):
+                resource.apply_removal_policy(RemovalPolicy.RETAIN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
-from constructs.inference_cluster import acknowledge_node_role_policies
+from constructs.inference_cluster import acknowledge_node_role_policies, lustre_client_user_data
 
 from planning.catalog import InstanceSpec
 
@@ -30,6 +30,7 @@ class EfaNodeGroup(Construct):
         root_volume_gib: int = 200,
         capacity_reservation_id: str | None = None,
         capacity_block: bool = False,
+        placement_group_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.instance = instance
@@ -48,7 +49,12 @@ class EfaNodeGroup(Construct):
         self.efa_security_group.add_egress_rule(
             self.efa_security_group, ec2.Port.all_traffic(), "EFA to peer GPU nodes"
         )
-        self.placement_group = ec2.CfnPlacementGroup(self, "PlacementGroup", strategy="cluster")
+        # An existing reservation cannot join a placement group created later, and forcing one
+        # fails with insufficient capacity: with a reservation, use only the group it was made in.
+        self.placement_group: ec2.CfnPlacementGroup | None = None
+        if placement_group_name is None and capacity_reservation_id is None:
+            self.placement_group = ec2.CfnPlacementGroup(self, "PlacementGroup", strategy="cluster")
+            placement_group_name = self.placement_group.ref
 
         # EKS does not add the cluster security group when the template names groups itself.
         security_groups = [
@@ -75,14 +81,17 @@ class EfaNodeGroup(Construct):
                 or None,
                 # An instance without EFA keeps its default interface; the groups go here.
                 security_group_ids=None if instance.efa_interfaces else security_groups,
-                placement=ec2.CfnLaunchTemplate.PlacementProperty(
-                    group_name=self.placement_group.ref
-                ),
+                placement=ec2.CfnLaunchTemplate.PlacementProperty(group_name=placement_group_name)
+                if placement_group_name
+                else None,
+                user_data=lustre_client_user_data(),
                 metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
                     http_endpoint="enabled",
                     http_tokens="required",
-                    # Pods that need IMDS (the EFA plugin) sit one hop behind the node.
-                    http_put_response_hop_limit=2,
+                    # Hop limit 1: pods in their own network namespace cannot reach the node role
+                    # (vLLM pods use Pod Identity). The EFA device plugin runs on the host network;
+                    # the FSx CSI node plugin falls back to the Kubernetes API without IMDS.
+                    http_put_response_hop_limit=1,
                 ),
                 block_device_mappings=[
                     ec2.CfnLaunchTemplate.BlockDeviceMappingProperty(
@@ -124,6 +133,13 @@ class EfaNodeGroup(Construct):
             labels=GPU_NODE_LABELS,
             taints=[GPU_TAINT],
         )
+        if capacity_reservation_id:
+            # A reservation has no spare instances for the default surge-then-drain update, and
+            # a Capacity Block must be at desired size 0 to update at all (README): replace nodes
+            # in place, all at once, since a vLLM group cannot serve with a member missing.
+            cfn_nodegroup = self.nodegroup.node.default_child
+            cfn_nodegroup.add_property_override("UpdateConfig.MaxUnavailablePercentage", 100)
+            cfn_nodegroup.add_property_override("UpdateConfig.UpdateStrategy", "MINIMAL")
         acknowledge_node_role_policies(self.nodegroup)
 
 

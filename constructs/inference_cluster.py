@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-from aws_cdk import Acknowledgment, Duration, Names, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Fn, Names, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from constructs.control_plane_log_group import ControlPlaneLogGroup
 
 from config.versions import EKS_ADDONS, KUBERNETES_RELEASES
 
@@ -21,6 +22,27 @@ NODE_ROLE_POLICIES = (
     "AmazonEC2ContainerRegistryReadOnly",
     "AmazonEKS_CNI_Policy",
 )
+
+
+# The AL2023 EKS AMIs (standard and NVIDIA) ship the Lustre kernel module but not the
+# `lustre-client` userspace; the AMI maintainers point to user data for it
+# (awslabs/amazon-eks-ami PR 2696). EKS merges its own nodeadm NodeConfig part into user data
+# of a launch template without an AMI id, which it can only do with a MIME multi-part archive
+# (EKS User Guide, "Customize managed nodes with launch templates").
+USER_DATA_BOUNDARY = "==VLLM-NODE=="
+LUSTRE_CLIENT_SCRIPT = "#!/bin/bash\nset -euo pipefail\ndnf install -y lustre-client\n"
+
+
+def lustre_client_user_data() -> str:
+    """Base64 MIME multi-part user data installing lustre-client, for EKS to merge nodeadm into."""
+    return Fn.base64(
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{USER_DATA_BOUNDARY}"\n\n'
+        f"--{USER_DATA_BOUNDARY}\n"
+        'Content-Type: text/x-shellscript; charset="us-ascii"\n\n'
+        f"{LUSTRE_CLIENT_SCRIPT}\n"
+        f"--{USER_DATA_BOUNDARY}--\n"
+    )
 
 
 def acknowledge_node_role_policies(nodegroup: eks.Nodegroup) -> None:
@@ -57,7 +79,7 @@ class InferenceCluster(Construct):
         endpoint_public_access_cidrs: tuple[str, ...] = (),
         admin_principal_arn: str | None = None,
         system_instance_type: str = "m7i.xlarge",
-        system_node_count: int = 2,
+        system_node_count: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         secrets_key = kms.Key(
@@ -69,16 +91,15 @@ class InferenceCluster(Construct):
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
         )
-        # EKS writes control-plane logs to this fixed group name and would create it itself,
-        # outside CloudFormation, where destroy cannot reach it: create it first, with the
-        # name decided at synth.
+        # Fixed at synth (never random: that would replace the cluster on every deploy). The
+        # log group EKS writes to is adopted, not owned, and deleted after the VPC, so a
+        # redeploy after destroy never meets "already exists" (see ControlPlaneLogGroup).
         cluster_name = Names.unique_resource_name(self, max_length=100, separator="-")
-        control_plane_logs = logs.LogGroup(
+        control_plane_logs = ControlPlaneLogGroup(
             self,
             "ControlPlaneLogs",
-            log_group_name=f"/aws/eks/{cluster_name}/cluster",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
+            cluster_name=cluster_name,
+            outlived_by=[vpc.node.default_child] if vpc.node.default_child else [],
         )
         endpoint_access = eks.EndpointAccess.PUBLIC_AND_PRIVATE
         if endpoint_public_access_cidrs:
@@ -106,8 +127,29 @@ class InferenceCluster(Construct):
             ),
         )
         self.cluster.node.add_dependency(control_plane_logs)
+        # The system nodes run the model staging Job, which mounts the file system.
+        system_launch_template = ec2.CfnLaunchTemplate(
+            self,
+            "SystemNodeLaunchTemplate",
+            launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
+                user_data=lustre_client_user_data(),
+                metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    # Controllers here (LB controller, FSx CSI controller) may read IMDS from pods.
+                    http_put_response_hop_limit=2,
+                ),
+            ),
+        )
+        # One system node per AZ (the Auto Scaling group balances them), so the staging Job
+        # always finds one in the file system's AZ.
+        system_node_count = system_node_count or max(2, len(vpc.private_subnets))
         self.system_nodes = self.cluster.add_nodegroup_capacity(
             "SystemNodes",
+            launch_template_spec=eks.LaunchTemplateSpec(
+                id=system_launch_template.ref,
+                version=system_launch_template.attr_latest_version_number,
+            ),
             instance_types=[ec2.InstanceType(system_instance_type)],
             ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
             capacity_type=eks.CapacityType.ON_DEMAND,

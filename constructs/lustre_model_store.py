@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import Names, RemovalPolicy
+from aws_cdk import CrossStackReferences, Names, ReferenceStrength, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from constructs import Construct
 
 # Lustre clients reach the servers on 988 (LNet) and 1018-1023.
-LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+LUSTRE_PORT_RANGES = ((988, 988), (1018, 1023))
+LUSTRE_PORTS = tuple(
+    ec2.Port.tcp(low) if low == high else ec2.Port.tcp_range(low, high)
+    for low, high in LUSTRE_PORT_RANGES
+)
 # Where a PERSISTENT_2 data repository association shows the S3 prefix inside the file system.
 S3_LINK_PATH = "/s3-models"
 
@@ -42,6 +46,20 @@ class LustreModelStore(Construct):
             for port in LUSTRE_PORTS:
                 self.security_group.add_ingress_rule(peer, port, f"Lustre from {name}")
                 self.security_group.add_egress_rule(peer, port, f"Lustre to {name}")
+        # The client side of FSx's documented rules ("File system access control with Amazon
+        # VPC"): the clients' group admits Lustre traffic from the file system's group. Declared
+        # here, in the file system's stack, so the cluster's stack never refers back to it.
+        for index, (from_port, to_port) in enumerate(LUSTRE_PORT_RANGES):
+            ec2.CfnSecurityGroupIngress(
+                self,
+                f"ClientIngress{index}",
+                group_id=client_security_group.security_group_id,
+                source_security_group_id=self.security_group.security_group_id,
+                ip_protocol="tcp",
+                from_port=from_port,
+                to_port=to_port,
+                description="Lustre from the FSx file system",
+            )
 
         self.file_system = fsx.LustreFileSystem(
             self,
@@ -59,11 +77,19 @@ class LustreModelStore(Construct):
             # Never leave the L2's RETAIN default implicit: the caller decides.
             removal_policy=RemovalPolicy[removal_policy],
         )
+        if removal_policy == "RETAIN":
+            # The retained file system's network interface keeps using its group.
+            self.security_group.apply_removal_policy(RemovalPolicy.RETAIN)
+        # Id, DNS name and mount name change when the file system is replaced (e.g. a new
+        # deployment type): weak references let that update through where exports would not.
+        CrossStackReferences.of(self.file_system).produce(ReferenceStrength.WEAK)
         # The L2 always adds its own self-referencing TCP 988-1023 rule; only 988 and
         # 1018-1023 are Lustre's, so drop the wider range.
         self.security_group.node.try_remove_child(
             f"from {Names.unique_id(self.security_group)}:988-1023"
         )
+        # Where Lustre traffic stays in one AZ: clients that mount the file system run here.
+        self.availability_zone = subnet.availability_zone
         self.s3_link_path: str | None = None
         if model_s3_uri and deployment_type == "PERSISTENT_2":
             # Files appear at once as metadata and load from S3 on first read.

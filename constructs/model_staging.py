@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, Token, Validations
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,8 @@ from config.versions import STAGING_IMAGE, STAGING_PIP_PACKAGES
 FSX_MOUNT_PATH = "/fsx"
 HF_TOKEN_MOUNT = "/mnt/hf-token"
 HF_TOKEN_KEY = "hf-token"
+# The well-known label the kubelet sets to the node's AZ.
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def model_slug(model_id: str) -> str:
@@ -33,10 +35,12 @@ def model_slug(model_id: str) -> str:
 
 def staging_job_name(slug: str, pod_template: dict[str, Any]) -> str:
     """`stage-<model>-<hash of the pod template>`: Jobs are immutable, so any change to the
-    template (image, script, pinned packages, env, volumes) must come as a new Job."""
+    template (image, script, pinned packages, env, volumes, zone) must come as a new Job.
+
+    `pod_template` is the template as CloudFormation sees it (`Stack.resolve`): a deploy-time
+    value such as the file system's AZ enters the hash as its expression, which is stable.
+    """
     canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"))
-    if Token.is_unresolved(canonical):
-        raise ValueError("the staging Job's pod template must not hold deploy-time values")
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
     # The template names the model, so the slug's own digest adds nothing; 57 chars at most.
     readable = slug.rsplit("-", 1)[0]
@@ -54,6 +58,7 @@ class ModelStaging(Construct):
         cluster: eks.Cluster,
         namespace: str,
         file_system: fsx.LustreFileSystem,
+        file_system_zone: str,
         storage_gib: int,
         model_id: str,
         model_s3_uri: str | None,
@@ -140,7 +145,9 @@ class ModelStaging(Construct):
             name="",  # set below, from the rendered pod template
             namespace=namespace,
             service_account=self.service_account.service_account_name,
-            node_selector=SYSTEM_NODE_LABELS,
+            # In the file system's AZ, so Lustre traffic never crosses AZs. The zone may be a
+            # token (Fn::Select over Fn::GetAZs) that CloudFormation resolves at deploy time.
+            node_selector={**SYSTEM_NODE_LABELS, ZONE_LABEL: file_system_zone},
             image=STAGING_IMAGE,
             script=manifests.read_text("stage-model.sh"),
             model_id=model_id,
@@ -153,7 +160,9 @@ class ModelStaging(Construct):
             volume_mounts=volume_mounts,
             volumes=volumes,
         )
-        job[0]["metadata"]["name"] = staging_job_name(slug, job[0]["spec"]["template"])
+        job[0]["metadata"]["name"] = staging_job_name(
+            slug, Stack.of(self).resolve(job[0]["spec"]["template"])
+        )
         self.job = eks.KubernetesManifest(self, "Job", cluster=cluster, manifest=job)
         self.job.node.add_dependency(self.volume)
         self.job.node.add_dependency(self.service_account)

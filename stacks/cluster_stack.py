@@ -25,6 +25,7 @@ class ClusterStack(Stack):
             nat_gateways=config.nat_gateways,
             availability_zones=config.availability_zones,
             gpu_availability_zone=config.gpu_availability_zone,
+            retain_gpu_subnet=config.fsx_removal_policy == "RETAIN",
         )
         inference_cluster = InferenceCluster(
             self,

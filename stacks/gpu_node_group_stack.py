@@ -37,4 +37,5 @@ class GpuNodeGroupStack(Stack):
             root_volume_gib=config.gpu_root_volume_gib,
             capacity_reservation_id=config.capacity_reservation_id,
             capacity_block=config.capacity_block,
+            placement_group_name=config.placement_group_name,
         )

@@ -32,6 +32,7 @@ class WorkloadStack(Stack):
         cluster: eks.Cluster,
         node_group: eks.Nodegroup,
         file_system: fsx.LustreFileSystem,
+        file_system_zone: str,
         s3_link_path: str | None,
         **kwargs: Any,
     ) -> None:
@@ -52,6 +53,7 @@ class WorkloadStack(Stack):
             cluster=cluster,
             namespace=NAMESPACE,
             file_system=file_system,
+            file_system_zone=file_system_zone,
             storage_gib=config.fsx_storage_gib,
             model_id=config.model_id,
             model_s3_uri=config.model_s3_uri,

@@ -113,6 +113,24 @@ def only(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     return next(iter(resources.items()))
 
 
+def reference_to(app: Synthesized, producer: str, value: Any) -> dict[str, Any]:
+    """The intrinsic another stack uses for `value` of stack `producer`: Fn::ImportValue of its
+    export (strong reference) or Fn::GetStackOutput of its output (weak reference)."""
+    for output_id, output in app.json(producer).get("Outputs", {}).items():
+        if output["Value"] != value:
+            continue
+        if "Export" in output:
+            return {"Fn::ImportValue": output["Export"]["Name"]}
+        return {
+            "Fn::GetStackOutput": {
+                "StackName": producer,
+                "Region": {"Ref": "AWS::Region"},
+                "OutputName": output_id,
+            }
+        }
+    raise AssertionError(f"{producer} has no output for {value}")
+
+
 def render_tokens(value: Any) -> str:
     """Flatten an Fn::Join of strings and intrinsics into text, intrinsics as <...> markers."""
     if isinstance(value, str):

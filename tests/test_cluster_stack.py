@@ -177,14 +177,6 @@ def test_given_defaults_when_synthesized_then_secrets_are_encrypted_with_a_rotat
     assert key["Properties"]["EnableKeyRotation"] is True
 
 
-def test_given_defaults_when_synthesized_then_endpoint_is_public_and_private(default_app):
-    _, properties = cluster(default_app)
-    vpc_config = properties["ResourcesVpcConfig"]
-    assert vpc_config["EndpointPublicAccess"] is True
-    assert vpc_config["EndpointPrivateAccess"] is True
-    assert vpc_config.get("PublicAccessCidrs", ["0.0.0.0/0"]) == ["0.0.0.0/0"]
-
-
 def test_given_endpoint_public_access_cidrs_when_synthesized_then_public_endpoint_is_restricted(
     custom_app,
 ):

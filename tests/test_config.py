@@ -49,7 +49,7 @@ def test_given_command_line_strings_then_they_are_parsed_to_typed_values():
     assert config.gpu_memory_utilization == pytest.approx(0.85)
     assert config.allowed_cidrs == ("203.0.113.7/32", "198.51.100.0/24")
     assert not config.allowed_cidrs_defaulted
-    assert config.fsx_removal_policy == "RETAIN"
+    assert config.fsx_removal_policy == "DESTROY"
     assert config.fsx_throughput_per_tib == 250
 
 

@@ -48,7 +48,7 @@ def test_given_persistent_2_with_throughput_300_when_config_is_built_then_it_is_
 def test_given_persistent_2_with_a_valid_tier_when_config_is_built_then_it_is_accepted(throughput):
     config = build_config({"fsxDeploymentType": "PERSISTENT_2", "fsxThroughputPerTiB": throughput})
     assert config.fsx_throughput_per_tib == throughput
-    assert config.fsx_removal_policy == "RETAIN"
+    assert config.fsx_removal_policy == "DESTROY"
 
 
 def test_given_defaults_when_config_is_built_then_scratch_2_at_1200_with_destroy():

@@ -147,19 +147,3 @@ def test_given_default_config_then_destroy_retains_no_resource(default_app):
         if resource.get("DeletionPolicy", "Delete") != "Delete"
     }
     assert retained == set()
-
-
-def test_given_default_config_then_control_plane_log_group_exists_before_the_cluster(
-    default_app,
-):
-    """EKS would otherwise create /aws/eks/<name>/cluster itself, out of destroy's reach."""
-    resources = default_app.json("VllmClusterStack")["Resources"]
-    (cluster,) = [v for v in resources.values() if v["Type"] == "AWS::EKS::Cluster"]
-    name = cluster["Properties"]["Name"]
-    ((log_id, _),) = [
-        (k, v)
-        for k, v in resources.items()
-        if v["Type"] == "AWS::Logs::LogGroup"
-        and v["Properties"].get("LogGroupName") == f"/aws/eks/{name}/cluster"
-    ]
-    assert log_id in cluster["DependsOn"]

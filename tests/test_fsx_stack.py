@@ -11,7 +11,7 @@ import pytest
 import manifests
 from config.versions import CHARTS
 
-from conftest import only, render_tokens
+from conftest import only, reference_to, render_tokens
 
 FSX = "VllmFsxStack"
 GPU = "VllmGpuNodeGroupStack"
@@ -37,16 +37,9 @@ def file_system(app) -> tuple[str, dict]:
     return only(app.resources(FSX, "AWS::FSx::FileSystem"))
 
 
-def export_name(app, stack_id: str, value: dict) -> str:
-    for output in app.json(stack_id).get("Outputs", {}).values():
-        if output["Value"] == value and "Export" in output:
-            return output["Export"]["Name"]
-    raise AssertionError(f"{stack_id} exports no {value}")
-
-
-def imports_in(text: str) -> list[str]:
-    """Export names referenced by Fn::ImportValue markers in a rendered manifest string."""
-    return re.findall(r"'Fn::ImportValue': '([^']+)'", text)
+def marker(reference: dict) -> str:
+    """How render_tokens shows an intrinsic inside a rendered manifest string."""
+    return render_tokens(reference)
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -146,11 +139,9 @@ def test_given_defaults_when_synthesized_then_fsx_sg_opens_only_lustre_ports_to_
     group_id = group["Fn::GetAtt"][0]
     cluster_id, _ = only(default_app.resources(CLUSTER, "AWS::EKS::Cluster"))
     peers = {
-        "cluster": {
-            "Fn::ImportValue": export_name(
-                default_app, CLUSTER, {"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]}
-            )
-        },
+        "cluster": reference_to(
+            default_app, CLUSTER, {"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]}
+        ),
         "self": group,
     }
     inline = default_app.json(FSX)["Resources"][group_id]["Properties"]
@@ -188,8 +179,8 @@ def test_given_defaults_when_synthesized_then_fsx_sg_opens_only_lustre_ports_to_
 
 @pytest.mark.parametrize(
     ("variant", "policy"),
-    [("default_app", "Delete"), ("persistent_app", "Retain"), ("custom_app", "Retain")],
-    ids=["scratch-default-destroy", "persistent-default-retain", "fsxRemovalPolicy-RETAIN"],
+    [("default_app", "Delete"), ("persistent_app", "Delete"), ("custom_app", "Retain")],
+    ids=["scratch-default-destroy", "persistent-default-destroy", "fsxRemovalPolicy-RETAIN"],
 )
 def test_given_deployment_type_and_removal_policy_when_synthesized_then_deletion_policy_is_explicit(
     request, variant, policy
@@ -274,9 +265,8 @@ def test_given_defaults_when_synthesized_then_pv_is_static_flock_and_points_at_t
     default_app,
 ):
     fs_id, _ = file_system(default_app)
-    fs_export = export_name(default_app, FSX, {"Ref": fs_id})
-    mount_export = export_name(default_app, FSX, {"Fn::GetAtt": [fs_id, "LustreMountName"]})
-    assert fs_id in fs_export and fs_id in mount_export
+    fs_ref = marker(reference_to(default_app, FSX, {"Ref": fs_id}))
+    mount_ref = marker(reference_to(default_app, FSX, {"Fn::GetAtt": [fs_id, "LustreMountName"]}))
     volume = default_app.kubernetes_object("PersistentVolume")
     spec = volume["spec"]
     assert spec["capacity"]["storage"] == "1200Gi"
@@ -284,11 +274,9 @@ def test_given_defaults_when_synthesized_then_pv_is_static_flock_and_points_at_t
     assert spec["storageClassName"] == ""
     csi = spec["csi"]
     assert csi["driver"] == "fsx.csi.aws.com"
-    assert imports_in(csi["volumeHandle"]) == [fs_export]
-    assert csi["volumeHandle"] == f"<{{'Fn::ImportValue': '{fs_export}'}}>"
-    assert imports_in(csi["volumeAttributes"]["dnsname"]) == [fs_export]
-    assert ".fsx." in csi["volumeAttributes"]["dnsname"]
-    assert imports_in(csi["volumeAttributes"]["mountname"]) == [mount_export]
+    assert csi["volumeHandle"] == fs_ref
+    assert csi["volumeAttributes"]["dnsname"].startswith(fs_ref + ".fsx.")
+    assert csi["volumeAttributes"]["mountname"] == mount_ref
 
 
 def test_given_defaults_when_synthesized_then_pvc_binds_the_pv_by_name_with_no_storage_class(
@@ -317,7 +305,8 @@ def test_given_defaults_when_synthesized_then_the_volume_waits_for_the_csi_drive
 def test_given_defaults_when_synthesized_then_staging_job_runs_on_system_nodes(default_app):
     (system_nodegroup,) = default_app.resources(CLUSTER, "AWS::EKS::Nodegroup").values()
     pod = staging_job(default_app)["spec"]["template"]["spec"]
-    selector = pod["nodeSelector"]
+    selector = dict(pod["nodeSelector"])
+    selector.pop("topology.kubernetes.io/zone")
     assert selector
     assert selector.items() <= system_nodegroup["Properties"]["Labels"].items()
     assert not tolerates(pod.get("tolerations", []), GPU_TAINT)

@@ -13,7 +13,7 @@ import pytest
 from planning.catalog import INSTANCES
 
 from conftest import CUSTOM_VARIANT as CUSTOM
-from conftest import only
+from conftest import only, reference_to
 
 STACK = "VllmGpuNodeGroupStack"
 CLUSTER_STACK = "VllmClusterStack"
@@ -45,17 +45,9 @@ def efa_security_group_id(app) -> str:
     return logical_id
 
 
-def imported(app, stack_id: str, value: dict) -> dict:
-    """The Fn::ImportValue another stack uses for `value` exported by `stack_id`."""
-    for output in app.json(stack_id).get("Outputs", {}).values():
-        if output["Value"] == value and "Export" in output:
-            return {"Fn::ImportValue": output["Export"]["Name"]}
-    raise AssertionError(f"{stack_id} exports no {value}")
-
-
 def cluster_security_group_import(app) -> dict:
     cluster_id, _ = only(app.resources(CLUSTER_STACK, "AWS::EKS::Cluster"))
-    return imported(app, CLUSTER_STACK, {"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]})
+    return reference_to(app, CLUSTER_STACK, {"Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]})
 
 
 def private_subnet_in(app, zone) -> str:
@@ -229,7 +221,7 @@ def test_given_instance_type_when_synthesized_then_node_group_uses_the_al2023_nv
 def test_given_defaults_when_synthesized_then_node_group_uses_only_the_first_private_subnet(
     default_app,
 ):
-    expected = imported(
+    expected = reference_to(
         default_app, CLUSTER_STACK, {"Ref": private_subnet_in(default_app, FIRST_AZ)}
     )
     assert nodegroup(default_app)["Subnets"] == [expected]
@@ -240,7 +232,7 @@ def test_given_gpu_availability_zone_us_west_2b_when_synthesized_then_node_group
 ):
     subnet_id = private_subnet_in(custom_app, "us-west-2b")
     assert nodegroup(custom_app)["Subnets"] == [
-        imported(custom_app, CLUSTER_STACK, {"Ref": subnet_id})
+        reference_to(custom_app, CLUSTER_STACK, {"Ref": subnet_id})
     ]
 
 
