@@ -71,11 +71,21 @@ class Config:
     admin_principal_arn: str | None
     hf_token_secret_name: str | None
     nat_gateways: int
+    paused: bool
     plan: Plan
 
     @property
     def gpu_nodes_total(self) -> int:
         return self.replicas * self.gpu_node_count
+
+    @property
+    def gpu_nodes_desired(self) -> int:
+        """GPU nodes to run now: none while paused; the node group's maximum stays."""
+        return 0 if self.paused else self.gpu_nodes_total
+
+    @property
+    def lws_replicas(self) -> int:
+        return 0 if self.paused else self.replicas
 
     @property
     def served_model_name(self) -> str:
@@ -394,6 +404,7 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
             "hfTokenSecretName", r"[\w/+=.@-]{1,512}", "a Secrets Manager secret name"
         ),
         "nat_gateways": reader.integer("natGateways", 1, minimum=1, maximum=3),
+        "paused": reader.flag("paused", False),
     }
     if values["capacity_block"] and not values["capacity_reservation_id"]:
         reader.fail(
@@ -491,6 +502,7 @@ KNOWN_KEYS = frozenset(
         "natGateways",
         "availabilityZones",
         "capacityBlock",
+        "paused",
         *MODEL_ARCHITECTURE_KEYS,
     }
 )
