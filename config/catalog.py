@@ -27,6 +27,8 @@ class InstanceSpec:
     secondary_interface_type: str = "efa"
     secondary_device_index: int = 1
     bf16: bool = True
+    # Aggregate EFA line rate, Gbit/s, that `make nccl-test` compares bus bandwidth with.
+    efa_gbps: int = 0
 
     @property
     def gpu_memory_bytes(self) -> int:
@@ -51,12 +53,18 @@ class ModelSpec:
 INSTANCES: dict[str, InstanceSpec] = {
     spec.name: spec
     for spec in (
-        InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4),
-        InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4),
-        InstanceSpec("p5.48xlarge", "H100 80GB", 8, 80, 192, 2048, 32, "efa-only"),
-        InstanceSpec("p5e.48xlarge", "H200 141GB", 8, 141, 192, 2048, 32, "efa-only"),
-        InstanceSpec("p5en.48xlarge", "H200 141GB", 8, 141, 192, 2048, 16, "efa-only"),
-        InstanceSpec("g6e.48xlarge", "L40S 48GB", 8, 48, 192, 1536, 4),
+        # EFA line rates: p4d/p4de 4 x 100 Gbit/s, p5/p5e/p5en 3200, g6e.48xlarge 400
+        # (EC2 accelerated-computing instance pages).
+        InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4, efa_gbps=400),
+        InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4, efa_gbps=400),
+        InstanceSpec("p5.48xlarge", "H100 80GB", 8, 80, 192, 2048, 32, "efa-only", efa_gbps=3200),
+        InstanceSpec(
+            "p5e.48xlarge", "H200 141GB", 8, 141, 192, 2048, 32, "efa-only", efa_gbps=3200
+        ),
+        InstanceSpec(
+            "p5en.48xlarge", "H200 141GB", 8, 141, 192, 2048, 16, "efa-only", efa_gbps=3200
+        ),
+        InstanceSpec("g6e.48xlarge", "L40S 48GB", 8, 48, 192, 1536, 4, efa_gbps=400),
         InstanceSpec("g5.xlarge", "A10G 24GB", 1, 24, 4, 16, 0),
     )
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,15 @@ from typing import Any
 import manifests
 from ops.aws import AwsUnavailable
 from ops.cli import UsageExit, parse
-from ops.kube import LWS_NAME, NAMESPACE, Kubectl, KubectlError, connect
+from ops.kube import (
+    GPU_NODE_SELECTOR,
+    GPU_TOLERATIONS,
+    LWS_NAME,
+    NAMESPACE,
+    Kubectl,
+    KubectlError,
+    connect,
+)
 from ops.report import Check, failed, passed, print_report
 
 # Names the workload uses (constructs/vllm_service.py, constructs/model_staging.py).
@@ -33,10 +40,7 @@ API_KEY_SECRET = f"{LWS_NAME}-api-key"
 API_KEY_KEY = "api-key"
 CLAIM_NAME = "model-store"
 FSX_MOUNT_PATH = "/fsx"
-GPU_NODE_SELECTOR = {"workload-class": "gpu"}
-GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 RESULT_MARKER = "BENCH-RESULT "
-POLL_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -127,20 +131,6 @@ def summary(result: dict[str, Any]) -> Check:
     return passed(subject, line)
 
 
-def wait_for_job(kubectl: Kubectl, name: str, timeout_seconds: int) -> str | None:
-    """None once the Job succeeded, else why it did not."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        status = kubectl.get_json("job", name).get("status", {})
-        if status.get("succeeded"):
-            return None
-        if status.get("failed"):
-            return "the Job failed"
-        if time.monotonic() > deadline:
-            return f"still running after {timeout_seconds} s"
-        time.sleep(POLL_SECONDS)
-
-
 def run(kubectl: Kubectl, args: argparse.Namespace) -> Iterator[Check]:
     try:
         served = served_from_lws(kubectl.get_json("leaderworkerset", LWS_NAME))
@@ -163,7 +153,7 @@ def run(kubectl: Kubectl, args: argparse.Namespace) -> Iterator[Check]:
     try:
         kubectl.apply([job])
         yield passed(f"Job {name}", f"started against {LEADER_SERVICE}:{PORT}")
-        problem = wait_for_job(kubectl, name, args.timeout)
+        problem = kubectl.wait_for_job(name, args.timeout)
         log = kubectl.run("logs", f"job/{name}", "--container", "bench")
     except KubectlError as error:
         yield failed(f"Job {name}", str(error))

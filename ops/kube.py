@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ LWS_NAME = "vllm"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 KUBECTL_TIMEOUT_SECONDS = 120
+POLL_SECONDS = 10
+# Where the vLLM pods run (constructs/cluster_controllers.py; a test keeps the two equal).
+GPU_NODE_SELECTOR = {"workload-class": "gpu"}
+GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
 class KubectlError(Exception):
@@ -69,6 +74,19 @@ class Kubectl:
 
     def delete(self, kind: str, name: str) -> str:
         return self.run("delete", kind, name, "--ignore-not-found", "--wait=false")
+
+    def wait_for_job(self, name: str, timeout_seconds: int) -> str | None:
+        """None once the Job succeeded, else why it did not."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            status = self.get_json("job", name).get("status", {})
+            if status.get("succeeded"):
+                return None
+            if status.get("failed"):
+                return "the Job failed"
+            if time.monotonic() > deadline:
+                return f"still running after {timeout_seconds} s"
+            time.sleep(POLL_SECONDS)
 
     def lws_pods(self) -> list[dict[str, Any]]:
         """The vLLM pods, leader (worker index 0) first, then workers by index."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from ops import bench
+from ops import bench, kube
 from ops.report import Status
 
 DATA = Path(__file__).resolve().parent / "data" / "bench"
@@ -113,8 +113,8 @@ def test_given_workload_constants_then_bench_uses_the_same_names(default_app):
         API_KEY_KEY,
         FSX_MOUNT_PATH,
     )
-    assert bench.GPU_NODE_SELECTOR == GPU_NODE_SELECTOR
-    assert bench.GPU_TOLERATIONS == GPU_TOLERATIONS
+    assert kube.GPU_NODE_SELECTOR == GPU_NODE_SELECTOR
+    assert kube.GPU_TOLERATIONS == GPU_TOLERATIONS
     default_app.kubernetes_object("PersistentVolumeClaim", bench.CLAIM_NAME)
     lws = default_app.kubernetes_object("LeaderWorkerSet", bench.LWS_NAME)
     leader = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
