@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import manifests
-from ops.aws import AwsUnavailable
 from ops.cli import UsageExit, parse
 from ops.kube import (
     GPU_NODE_SELECTOR,
@@ -29,9 +28,9 @@ from ops.kube import (
     NAMESPACE,
     Kubectl,
     KubectlError,
-    connect,
+    run_on_cluster,
 )
-from ops.report import Check, failed, passed, print_report
+from ops.report import Check, failed, passed
 
 # Names the workload uses (constructs/vllm_service.py, constructs/model_staging.py).
 LEADER_SERVICE = f"{LWS_NAME}-leader"
@@ -188,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(parser, argv)
     except UsageExit as usage:
         return usage.code
-    try:
-        kubectl = connect(args.kubeconfig)
-    except (AwsUnavailable, KubectlError) as error:
-        return print_report([failed("cluster access", str(error))])
-    return print_report(run(kubectl, args))
+    return run_on_cluster(args.kubeconfig, lambda kubectl: run(kubectl, args))
 
 
 if __name__ == "__main__":

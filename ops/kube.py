@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.aws import AWS_ERRORS, error_text, find_output, session, stack_outputs
+from ops.aws import AWS_ERRORS, AwsUnavailable, error_text, find_output, session, stack_outputs
+from ops.report import Check, failed, print_report
 
 WORKLOAD_STACK = "VllmWorkloadStack"
 NAMESPACE = "vllm"
@@ -111,6 +113,15 @@ def _worker_index(pod: dict[str, Any]) -> int:
 
 def role(pod: dict[str, Any]) -> str:
     return "leader" if _worker_index(pod) == 0 else "worker"
+
+
+def run_on_cluster(kubeconfig: str | None, checks: Callable[[Kubectl], Iterable[Check]]) -> int:
+    """Connect, run the checks and print them; no cluster access is one FAIL line."""
+    try:
+        kubectl = connect(kubeconfig)
+    except (AwsUnavailable, KubectlError) as error:
+        return print_report([failed("cluster access", str(error))])
+    return print_report(checks(kubectl))
 
 
 def connect(kubeconfig: str | None) -> Kubectl:

@@ -22,18 +22,10 @@ import manifests
 from config.catalog import InstanceSpec
 from config.errors import ConfigError
 from config.settings import Config, load_config_from_cli
-from ops.aws import AwsUnavailable
+from ops import kube
 from ops.cli import UsageExit, parse
-from ops.kube import (
-    GPU_NODE_SELECTOR,
-    GPU_TOLERATIONS,
-    LWS_NAME,
-    NAMESPACE,
-    Kubectl,
-    KubectlError,
-    connect,
-)
-from ops.report import EXIT_USAGE, Check, failed, passed, print_report, warned
+from ops.kube import Kubectl, KubectlError, run_on_cluster
+from ops.report import EXIT_USAGE, Check, failed, passed, warned
 from ops.verify_efa import verdict
 
 MIB = 1024**2
@@ -75,14 +67,14 @@ def render(
     return manifests.render(
         "nccl-test",
         name=f"nccl-test-{run_id}",
-        namespace=NAMESPACE,
+        namespace=kube.NAMESPACE,
         allreduce_py=manifests.read_text("nccl-allreduce.py"),
         master_port=MASTER_PORT,
         nodes=config.gpu_node_count,
         gpus_per_node=instance.gpus,
         deadline_seconds=deadline_seconds,
-        node_selector={**GPU_NODE_SELECTOR, "node.kubernetes.io/instance-type": instance.name},
-        tolerations=GPU_TOLERATIONS,
+        node_selector={**kube.GPU_NODE_SELECTOR, "node.kubernetes.io/instance-type": instance.name},
+        tolerations=kube.GPU_TOLERATIONS,
         image=image,
         env=env,
         resources={
@@ -131,7 +123,7 @@ def compare(samples: list[Sample], instance: InstanceSpec) -> Iterator[Check]:
 
 def run(kubectl: Kubectl, config: Config, run_id: str, timeout: int) -> Iterator[Check]:
     try:
-        lws = kubectl.get_json("leaderworkerset", LWS_NAME)
+        lws = kubectl.get_json("leaderworkerset", kube.LWS_NAME)
     except KubectlError as error:
         yield failed("vLLM LeaderWorkerSet", str(error))
         return
@@ -140,20 +132,20 @@ def run(kubectl: Kubectl, config: Config, run_id: str, timeout: int) -> Iterator
     objects = render(config, image=image, run_id=run_id, deadline_seconds=timeout)
     name = objects[-1]["metadata"]["name"]
     try:
-        kubectl.run("scale", "leaderworkerset", LWS_NAME, "--replicas=0")
+        kubectl.run("scale", "leaderworkerset", kube.LWS_NAME, "--replicas=0")
         yield passed("vLLM scaled to 0", f"was {replicas} replica(s); restored at the end")
         yield from _test(kubectl, config, objects, name, timeout)
     except KubectlError as error:
         yield failed(f"Job {name}", str(error))
     finally:
         try:
-            kubectl.run("scale", "leaderworkerset", LWS_NAME, f"--replicas={replicas}")
+            kubectl.run("scale", "leaderworkerset", kube.LWS_NAME, f"--replicas={replicas}")
             restored = passed("vLLM restored", f"{replicas} replica(s); loading takes minutes")
         except KubectlError as error:
             restored = failed(
                 "vLLM restored",
                 str(error),
-                f"kubectl scale leaderworkerset {LWS_NAME} -n {NAMESPACE} --replicas={replicas}",
+                f"kubectl scale leaderworkerset {kube.LWS_NAME} -n {kube.NAMESPACE} --replicas={replicas}",
             )
     yield restored
 
@@ -190,11 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"make nccl-test: invalid configuration\n{error}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        kubectl = connect(args.kubeconfig)
-    except (AwsUnavailable, KubectlError) as error:
-        return print_report([failed("cluster access", str(error))])
-    return print_report(run(kubectl, config, args.run_id, args.timeout))
+    return run_on_cluster(
+        args.kubeconfig, lambda kubectl: run(kubectl, config, args.run_id, args.timeout)
+    )
 
 
 if __name__ == "__main__":

@@ -123,47 +123,41 @@ def check_no_key(http: httpx.Client, endpoint: Endpoint) -> Check:
     return failed(subject, f"expected 401, got {_short(response)}")
 
 
+def _first_choice(
+    http: httpx.Client, endpoint: Endpoint, path: str, body: dict[str, Any], field: str
+) -> tuple[Any, str]:
+    """choices[0][field] of a 200 answer, or None and what went wrong."""
+    try:
+        response = http.post(f"{endpoint.base_url}/{path}", headers=endpoint.headers(), json=body)
+    except httpx.HTTPError as error:
+        return None, f"no answer: {error}"
+    data = _json(response)
+    try:
+        value = data["choices"][0][field]
+    except (KeyError, IndexError, TypeError):
+        return None, _short(response)
+    if response.status_code != 200:
+        return None, _short(response)
+    return value, _short(response)
+
+
 def check_completion(http: httpx.Client, endpoint: Endpoint, model: str) -> Check:
     subject = "POST /v1/completions returns text"
     body = {"model": model, "prompt": PROMPT, "max_tokens": MAX_TOKENS, "temperature": 0}
-    try:
-        response = http.post(
-            f"{endpoint.base_url}/completions", headers=endpoint.headers(), json=body
-        )
-    except httpx.HTTPError as error:
-        return failed(subject, f"no answer: {error}")
-    data = _json(response)
-    try:
-        text = data["choices"][0]["text"]
-    except (KeyError, IndexError, TypeError):
-        return failed(subject, _short(response))
-    if response.status_code != 200 or not isinstance(text, str) or not text.strip():
-        return failed(subject, f"no text in the answer: {_short(response)}")
+    text, answer = _first_choice(http, endpoint, "completions", body, "text")
+    if not isinstance(text, str) or not text.strip():
+        return failed(subject, f"no text in the answer: {answer}")
     return passed(subject, repr(text.strip()[:60]))
-
-
-def _assistant_text(message: dict[str, Any]) -> str:
-    # Reasoning models answer in reasoning_content when a reasoning parser is on.
-    return (message.get("content") or message.get("reasoning_content") or "").strip()
 
 
 def check_chat(http: httpx.Client, endpoint: Endpoint, model: str) -> Check:
     subject = "POST /v1/chat/completions returns an assistant message"
     body = {"model": model, "messages": CHAT, "max_tokens": MAX_TOKENS, "temperature": 0}
-    try:
-        response = http.post(
-            f"{endpoint.base_url}/chat/completions", headers=endpoint.headers(), json=body
-        )
-    except httpx.HTTPError as error:
-        return failed(subject, f"no answer: {error}")
-    data = _json(response)
-    try:
-        message = data["choices"][0]["message"]
-    except (KeyError, IndexError, TypeError):
-        return failed(subject, _short(response))
-    if response.status_code != 200 or message.get("role") != "assistant":
-        return failed(subject, f"no assistant message: {_short(response)}")
-    text = _assistant_text(message)
+    message, answer = _first_choice(http, endpoint, "chat/completions", body, "message")
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return failed(subject, f"no assistant message: {answer}")
+    # Reasoning models answer in reasoning_content when a reasoning parser is on.
+    text = (message.get("content") or message.get("reasoning_content") or "").strip()
     if not text:
         return failed(subject, "the assistant message is empty")
     return passed(subject, repr(text[:60]))

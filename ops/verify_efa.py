@@ -17,10 +17,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ops.aws import AwsUnavailable
 from ops.cli import UsageExit, parse
-from ops.kube import Kubectl, KubectlError, connect, role
-from ops.report import Check, failed, passed, print_report, warned
+from ops.kube import Kubectl, KubectlError, role, run_on_cluster
+from ops.report import Check, failed, passed, warned
 
 # aws-ofi-nccl src/nccl_ofi_net.cpp: "Selected provider is %s, fabric is %s (found %d nics)";
 # releases before Feb 2025 printed "Selected Provider is %s (found %d nics)".
@@ -112,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(parser, argv)
     except UsageExit as usage:
         return usage.code
-    try:
-        kubectl = connect(args.kubeconfig)
-    except (AwsUnavailable, KubectlError) as error:
-        return print_report([failed("cluster access", str(error))])
-    return print_report(checks(kubectl))
+    return run_on_cluster(args.kubeconfig, checks)
 
 
 if __name__ == "__main__":
