@@ -145,7 +145,8 @@ def run(kubectl: Kubectl, config: Config, run_id: str, timeout: int) -> Iterator
             restored = failed(
                 "vLLM restored",
                 str(error),
-                f"kubectl scale leaderworkerset {kube.LWS_NAME} -n {kube.NAMESPACE} --replicas={replicas}",
+                f"kubectl scale leaderworkerset {kube.LWS_NAME} -n {kube.NAMESPACE} "
+                f"--replicas={replicas}",
             )
     yield restored
 
