@@ -93,7 +93,14 @@ def check_models(http: httpx.Client, endpoint: Endpoint, model: str | None) -> t
     try:
         response = http.get(f"{endpoint.base_url}/models", headers=endpoint.headers())
     except httpx.HTTPError as error:
-        return failed(subject, f"no answer: {error}", "is the URL right and your IP allowed?"), ""
+        return (
+            failed(
+                subject,
+                f"no answer from {endpoint.base_url}: {error}",
+                "is the URL right and your IP in allowedCidrs?",
+            ),
+            "",
+        )
     body = _json(response)
     if response.status_code != 200 or not isinstance(body, dict):
         return failed(subject, _short(response), "check the key and kubectl get pods -n vllm"), ""
@@ -103,7 +110,7 @@ def check_models(http: httpx.Client, endpoint: Endpoint, model: str | None) -> t
     if model and model not in served:
         return failed(subject, f"{model} is not served (served: {', '.join(served)})"), ""
     chosen = model or served[0]
-    return passed(subject, f"200, serves {chosen}"), chosen
+    return passed(subject, f"200 from {endpoint.base_url}, serves {chosen}"), chosen
 
 
 def check_no_key(http: httpx.Client, endpoint: Endpoint) -> Check:
@@ -252,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
             endpoint = endpoint_from_stack()
         except AwsUnavailable as error:
             return print_report([failed("endpoint and API key", str(error))])
-    print(f"endpoint {endpoint.base_url}")
     return print_report(checks(endpoint, args.model))
 
 
