@@ -11,9 +11,11 @@ ARGS ?=
 STACKS ?= --all
 
 .PHONY: help setup synth test lint diff deploy destroy plan update-snapshots clean
+.PHONY: smoke verify-efa nccl-test bench pause resume
 
 help:
 	@echo "make synth | test | lint | plan | diff | deploy | destroy | update-snapshots | clean"
+	@echo "after deploy: make smoke | verify-efa | bench | nccl-test (disruptive) | pause | resume"
 	@echo "Pass CDK context with ARGS, e.g. make plan ARGS='-c gpuInstanceType=p5.48xlarge'"
 
 $(VENV)/.installed: requirements.txt
@@ -48,6 +50,31 @@ deploy: setup
 
 destroy: setup
 	cdk destroy $(STACKS) $(ARGS)
+
+# Operator commands (ops/). smoke reads ENDPOINT_URL and API_KEY from the environment when set
+# (then it needs no AWS); the cluster commands take KUBECONFIG_FILE=<path> instead of the
+# stack outputs.
+OPS_KUBECONFIG = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
+
+smoke: setup
+	$(PYTHON) -m ops.smoke
+
+verify-efa: setup
+	$(PYTHON) -m ops.verify_efa $(OPS_KUBECONFIG)
+
+bench: setup
+	$(PYTHON) -m ops.bench $(OPS_KUBECONFIG) $(BENCH_ARGS)
+
+# Disruptive: vLLM is scaled to 0 for the test and restored afterwards.
+nccl-test: setup
+	$(PYTHON) -m ops.nccl_test $(OPS_KUBECONFIG) $(ARGS)
+
+# GPU nodes and vLLM to 0; cluster, file system and weights stay. Pass the same ARGS as deploy.
+pause: setup
+	cdk deploy --all --concurrency 4 --require-approval broadening $(ARGS) -c paused=true
+
+resume: setup
+	cdk deploy --all --concurrency 4 --require-approval broadening $(ARGS) -c paused=false
 
 update-snapshots: setup
 	$(PYTHON) -m pytest tests/test_snapshots.py --snapshot-update

@@ -115,6 +115,7 @@ class Config:
     nat_gateways: int
     observability: bool
     alarm_email: str | None
+    paused: bool
     plan: Plan
 
     @property
@@ -125,6 +126,15 @@ class Config:
     def https(self) -> bool:
         """TLS on the user's host name: settings validation guarantees a certificate for it."""
         return self.domain_name is not None
+
+    @property
+    def gpu_nodes_desired(self) -> int:
+        """GPU nodes to run now: none while paused; the node group's maximum stays."""
+        return 0 if self.paused else self.gpu_nodes_total
+
+    @property
+    def lws_replicas(self) -> int:
+        return 0 if self.paused else self.replicas
 
     @property
     def served_model_name(self) -> str:
@@ -453,6 +463,7 @@ def build_config(context: Mapping[str, Any], today: date | None = None) -> Confi
         "alarm_email": reader.matching(
             "alarmEmail", r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", "an email address, e.g. ops@example.com"
         ),
+        "paused": reader.flag("paused", False),
     }
     if values["distributed_executor"] == "ray" and reader.text("vllmImage") is None:
         # vLLM no longer installs Ray, and the default DLC does not add it.
@@ -696,6 +707,7 @@ KNOWN_KEYS = frozenset(
         "observability",
         "alarmEmail",
         "placementGroupName",
+        "paused",
         *MODEL_ARCHITECTURE_KEYS,
     }
 )

@@ -27,6 +27,7 @@ class EfaNodeGroup(Construct):
         subnet: ec2.ISubnet,
         instance: InstanceSpec,
         node_count: int,
+        desired_count: int | None = None,
         root_volume_gib: int = 200,
         capacity_reservation_id: str | None = None,
         capacity_block: bool = False,
@@ -128,7 +129,8 @@ class EfaNodeGroup(Construct):
             else eks.CapacityType.ON_DEMAND,
             subnets=ec2.SubnetSelection(subnets=[subnet]),
             min_size=0,
-            desired_size=node_count,
+            # Paused is desired 0 with the maximum kept, so resuming is a scaling change only.
+            desired_size=node_count if desired_count is None else desired_count,
             max_size=node_count,
             labels=GPU_NODE_LABELS,
             taints=[GPU_TAINT],

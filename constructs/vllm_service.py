@@ -203,6 +203,14 @@ class VllmService(Construct):
         )
         CfnOutput(self, "EndpointUrl", value=url, description="OpenAI-compatible base URL")
         CfnOutput(self, "ApiKeyCommand", value=key_command, description="Prints the API key")
+        # What `make smoke`, `make verify-efa` and `make bench` read instead of parsing commands.
+        CfnOutput(
+            self,
+            "ApiKeySecretArn",
+            value=self.api_key.secret_arn,
+            description="Secrets Manager secret holding the API key",
+        )
+        CfnOutput(self, "ClusterName", value=cluster.cluster_name, description="EKS cluster name")
         for output_id, path, body in (
             (
                 "CurlCompletions",
@@ -359,7 +367,10 @@ def leader_worker_set_values(
         efa_env = [{"name": "FI_PROVIDER", "value": "efa"}]
     common_env: list[dict[str, Any]] = [
         *efa_env,
-        {"name": "NCCL_DEBUG", "value": "WARN"},
+        # INFO on INIT and NET only: the lines that name the network NCCL chose (NET/OFI and
+        # its provider, or NET/Socket), which `make verify-efa` reads; nothing per operation.
+        {"name": "NCCL_DEBUG", "value": "INFO"},
+        {"name": "NCCL_DEBUG_SUBSYS", "value": "INIT,NET"},
         # Weights come from FSx only; a pod never reaches for the Hub.
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "GPUS_PER_NODE", "value": str(instance.gpus)},
@@ -404,7 +415,7 @@ def leader_worker_set_values(
     return {
         "name": name,
         "namespace": namespace,
-        "replicas": config.replicas,
+        "replicas": config.lws_replicas,
         "size": config.gpu_node_count,
         "service_account": service_account,
         "node_selector": {**GPU_NODE_SELECTOR, "node.kubernetes.io/instance-type": instance.name},

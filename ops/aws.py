@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import boto3
@@ -66,3 +67,13 @@ def stack_outputs(aws: boto3.Session, stack_names: Iterable[str]) -> dict[str, d
             output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])
         }
     return outputs
+
+
+def find_output(outputs: dict[str, str], name: str) -> str | None:
+    """An output by the id given in code: CDK appends an 8-character hash to nested ones."""
+    if name in outputs:
+        return outputs[name]
+    for key, value in outputs.items():
+        if re.fullmatch(rf"\w*{re.escape(name)}[0-9A-F]{{8}}", key):
+            return value
+    return None

@@ -34,6 +34,11 @@ class InstanceSpec:
     network_gbps: float = field(kw_only=True)
 
     @property
+    def efa_gbps(self) -> float:
+        """EFA line rate that `make nccl-test` compares bus bandwidth with; 0 without EFA."""
+        return self.network_gbps if self.efa_interfaces else 0
+
+    @property
     def gpu_memory_bytes(self) -> int:
         return self.gpu_memory_gib * GIB
 
@@ -56,6 +61,8 @@ class ModelSpec:
 INSTANCES: dict[str, InstanceSpec] = {
     spec.name: spec
     for spec in (
+        # Network bandwidths (EFA line rates where the instance has EFA): p4d/p4de 4 x 100
+        # Gbit/s, p5/p5e/p5en 3200, g6e.48xlarge 400 (EC2 accelerated-computing instance pages).
         InstanceSpec("p4d.24xlarge", "A100 40GB", 8, 40, 96, 1152, 4, network_gbps=400),
         InstanceSpec("p4de.24xlarge", "A100 80GB", 8, 80, 96, 1152, 4, network_gbps=400),
         InstanceSpec(

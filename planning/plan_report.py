@@ -162,6 +162,13 @@ def _cost(config: Any, today: date | None) -> list[str]:
         f"  {'total':<{ITEM_WIDTH}}{total:9.3f} per hour "
         f"(~{total * HOURS_PER_MONTH:,.0f} per month)"
     )
+    # The GPU nodes are the first line; paused, everything else keeps running.
+    paused = total - lines[0].usd_per_hour
+    state = "paused now" if config.paused else "make pause"
+    out.append(
+        f"  {f'while paused ({state}: GPU nodes at 0)':<{ITEM_WIDTH}}{paused:9.3f} per hour "
+        f"(~{paused * HOURS_PER_MONTH:,.0f} per month)"
+    )
     return out
 
 

@@ -34,6 +34,7 @@ class GpuNodeGroupStack(Stack):
             subnet=subnet,
             instance=config.instance,
             node_count=config.gpu_nodes_total,
+            desired_count=config.gpu_nodes_desired,
             root_volume_gib=config.gpu_root_volume_gib,
             capacity_reservation_id=config.capacity_reservation_id,
             capacity_block=config.capacity_block,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import httpx
 import pytest
 from aws_cdk.assertions import Template
+from moto.server import ThreadedMotoServer
 
 import app as cdk_app
 
@@ -176,3 +179,71 @@ def default_app(synth_variant: Callable[..., Synthesized]) -> Synthesized:
 def custom_app(synth_variant: Callable[..., Synthesized]) -> Synthesized:
     """Every non-default cluster, GPU and FSx setting at once (CUSTOM_VARIANT)."""
     return synth_variant(**CUSTOM_VARIANT)
+
+
+@dataclass
+class FakeCluster:
+    """A directory of recorded kubectl answers, served by tests/fake_kubectl.py on PATH."""
+
+    root: Path
+
+    def pods(self, *pods: tuple[str, int]) -> None:
+        """Recorded `kubectl get pods` of the LeaderWorkerSet: (name, worker index) each."""
+        items = [
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "leaderworkerset.sigs.k8s.io/name": "vllm",
+                        "leaderworkerset.sigs.k8s.io/group-index": "0",
+                        "leaderworkerset.sigs.k8s.io/worker-index": str(index),
+                    },
+                }
+            }
+            for name, index in pods
+        ]
+        self.answer("pods.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+    def answer(self, name: str, text: str) -> None:
+        (self.root / name).write_text(text)
+
+    def calls(self) -> list[list[str]]:
+        path = self.root / "calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def applied(self) -> list[dict[str, Any]]:
+        """Every object piped to `kubectl apply -f -`, in order."""
+        objects = []
+        for path in sorted(self.root.glob("stdin-*.json"), key=lambda p: int(p.stem[6:])):
+            objects.extend(json.loads(path.read_text())["items"])
+        return objects
+
+
+@pytest.fixture
+def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    """`kubectl` on PATH is tests/fake_kubectl.py, answering from a fresh directory."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").symlink_to(PROJECT_ROOT / "tests" / "fake_kubectl.py")
+    answers = tmp_path / "cluster"
+    answers.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_KUBECTL_DIR", str(answers))
+    return FakeCluster(answers)
+
+
+@pytest.fixture
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto in server mode on 127.0.0.1 with throwaway credentials; its URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield f"http://{host}:{port}"
+    # moto's backends live in this process: forget this test's stacks and secrets.
+    httpx.post(f"http://{host}:{port}/moto-api/reset")
+    server.stop()
