@@ -12,6 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from ops_fixtures import aws, aws_env, moto_endpoint  # noqa: F401 - fixtures for ops/ tests
 
 import app as cdk_app
 
