@@ -7,7 +7,7 @@ import io
 import boto3
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
-from ops_fixtures import ACCOUNT, clean_aws_environment, create_stack
+from ops_fixtures import ACCOUNT, clean_aws_environment, create_stack, fake_credentials
 
 from ops.aws import (
     AwsUnavailable,
@@ -58,43 +58,44 @@ def test_given_one_failure_when_printed_then_exit_code_is_1():
     assert stream.getvalue().splitlines()[-1] == "FAIL b: broken -> fix: mend"
 
 
-def test_given_no_credentials_when_session_then_aws_unavailable_names_credentials(
-    monkeypatch, tmp_path
-):
+@pytest.fixture
+def bare_environment(monkeypatch, tmp_path):
+    """No AWS variables or config files at all: what a fresh machine has."""
     clean_aws_environment(monkeypatch, tmp_path)
+    return monkeypatch
+
+
+def test_given_no_credentials_when_session_then_aws_unavailable_names_credentials(
+    bare_environment,
+):
     # Credentials are reported first even when the region is missing too.
     with pytest.raises(AwsUnavailable, match="credentials"):
         session()
 
 
 def test_given_a_missing_profile_when_session_then_aws_unavailable_not_a_traceback(
-    monkeypatch, tmp_path
+    bare_environment,
 ):
-    clean_aws_environment(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    bare_environment.setenv("AWS_PROFILE", "nobody")
     with pytest.raises(AwsUnavailable, match="credentials"):
         session()
 
 
 def test_given_credentials_but_no_region_when_session_then_it_says_how_to_set_one(
-    monkeypatch, tmp_path
+    bare_environment,
 ):
-    clean_aws_environment(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(bare_environment)
     with pytest.raises(AwsUnavailable, match="region"):
         session()
 
 
 def test_given_aws_region_only_when_session_then_it_is_used_like_the_cdk_cli_does(
-    monkeypatch, tmp_path
+    bare_environment,
 ):
     """botocore reads only AWS_DEFAULT_REGION (botocore/configprovider.py 'region'); the CDK CLI
     and AWS CLI v2 read AWS_REGION too, so a deploy and its preflight see the same region."""
-    clean_aws_environment(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    fake_credentials(bare_environment)
+    bare_environment.setenv("AWS_REGION", "eu-west-1")
     assert boto3.Session().region_name is None
     aws = session()
     assert aws.region_name == "eu-west-1"

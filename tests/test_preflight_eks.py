@@ -47,27 +47,32 @@ def test_given_the_version_is_the_newest_standard_one_when_checked_then_pass(eks
     assert check.status is Status.PASS
 
 
-def test_given_a_newer_standard_version_when_checked_then_warn_naming_it(eks):
+@pytest.mark.parametrize(
+    ("statuses", "version", "detail", "fix"),
+    [
+        (
+            {"1.35": "STANDARD_SUPPORT", "1.36": "STANDARD_SUPPORT"},
+            "1.35",
+            "a newer standard-support version exists: 1.36",
+            "upgrade when this app pins add-ons and a kubectl layer for it",
+        ),
+        (
+            {"1.32": "EXTENDED_SUPPORT", "1.35": "STANDARD_SUPPORT"},
+            "1.32",
+            "offered, but in paid extended support",
+            "move to 1.35",
+        ),
+    ],
+)
+def test_given_a_newer_or_paid_version_when_checked_then_warn_naming_the_way_out(
+    eks, statuses, version, detail, fix
+):
     api, stub = eks
-    stub.add_response(
-        "describe_cluster_versions",
-        _versions({"1.35": "STANDARD_SUPPORT", "1.36": "STANDARD_SUPPORT"}),
-    )
-    check = check_kubernetes_version(api, "1.35")
+    stub.add_response("describe_cluster_versions", _versions(statuses))
+    check = check_kubernetes_version(api, version)
     assert check.status is Status.WARN
-    assert "1.36" in check.detail
-
-
-def test_given_an_extended_support_version_when_checked_then_warn_it_is_paid(eks):
-    api, stub = eks
-    stub.add_response(
-        "describe_cluster_versions",
-        _versions({"1.32": "EXTENDED_SUPPORT", "1.35": "STANDARD_SUPPORT"}),
-    )
-    check = check_kubernetes_version(api, "1.32")
-    assert check.status is Status.WARN
-    assert "extended support" in check.detail
-    assert check.fix == "move to 1.35"
+    assert detail in check.detail
+    assert check.fix == fix
 
 
 def test_given_the_version_is_not_offered_when_checked_then_fail_listing_offered(eks):
