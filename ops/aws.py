@@ -55,8 +55,9 @@ def region_source(aws: boto3.Session) -> str:
     return f"profile {aws.profile_name}"
 
 
-def client(aws: boto3.Session, service: str):  # noqa: ANN201 - boto3 clients are untyped
-    return aws.client(service, config=RETRIES)
+def client(aws: boto3.Session, service: str, region: str | None = None):  # noqa: ANN201 - untyped
+    """A client with standard retries, in the session's region unless another is named."""
+    return aws.client(service, region_name=region, config=RETRIES)
 
 
 def error_code(error: Exception) -> str:

@@ -86,7 +86,7 @@ def run_checks(aws: boto3.Session, config: Config) -> Iterator[Check]:
     yield from guarded(
         "vLLM image",
         lambda: check_vllm_image(
-            lambda image_region: client(boto3_session_for(aws, image_region), "ecr"),
+            lambda image_region: client(aws, "ecr", image_region),
             config,
             region,
             account,
@@ -115,13 +115,6 @@ def run_checks(aws: boto3.Session, config: Config) -> Iterator[Check]:
         "FSx storage quota",
         lambda: check_fsx_storage(quotas, client(aws, "fsx"), config, region),
     )
-
-
-def boto3_session_for(aws: boto3.Session, region: str) -> boto3.Session:
-    """The same credentials in another region (an image may live in another region's ECR)."""
-    if region == aws.region_name:
-        return aws
-    return boto3.Session(region_name=region, profile_name=aws.profile_name)
 
 
 def main(argv: list[str] | None = None) -> int:

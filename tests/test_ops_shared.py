@@ -107,6 +107,7 @@ def test_given_aws_endpoint_url_when_client_then_requests_go_to_the_emulator(aws
     assert sts.meta.endpoint_url == aws_env
     assert sts.get_caller_identity()["Account"] == ACCOUNT
     assert sts.meta.config.retries["mode"] == "standard"
+    assert client(aws, "ecr", "eu-west-1").meta.region_name == "eu-west-1"
 
 
 def test_given_stacks_in_moto_when_stack_outputs_then_outputs_by_key_and_missing_is_empty(aws):
