@@ -10,11 +10,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 ARGS ?=
 STACKS ?= --all
 
-.PHONY: help setup synth test lint diff deploy destroy plan update-snapshots clean
+.PHONY: help setup synth test lint diff preflight deploy destroy plan update-snapshots clean
 .PHONY: smoke verify-efa nccl-test bench pause resume
 
 help:
-	@echo "make synth | test | lint | plan | diff | deploy | destroy | update-snapshots | clean"
+	@echo "make synth | test | lint | plan | preflight | diff | deploy | destroy | update-snapshots | clean"
 	@echo "after deploy: make smoke | verify-efa | bench | nccl-test (disruptive) | pause | resume"
 	@echo "Pass CDK context with ARGS, e.g. make plan ARGS='-c gpuInstanceType=p5.48xlarge'"
 
@@ -45,7 +45,12 @@ plan: setup
 diff: setup
 	cdk diff $(STACKS) $(ARGS)
 
-deploy: setup
+# Read-only account checks with your AWS credentials; `make deploy` runs them first.
+preflight: setup
+	$(PYTHON) -m ops.preflight $(ARGS)
+
+# SKIP_PREFLIGHT=1 deploys without the checks.
+deploy: setup $(if $(filter 1,$(SKIP_PREFLIGHT)),,preflight)
 	cdk deploy $(STACKS) --concurrency 4 --require-approval broadening $(ARGS)
 
 destroy: setup

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-import httpx
 import pytest
 from aws_cdk.assertions import Template
-from moto.server import ThreadedMotoServer
+from ops_fixtures import aws, aws_env, moto_endpoint  # noqa: F401 - fixtures for ops/ tests
 
 import app as cdk_app
 
@@ -230,20 +229,3 @@ def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCluster
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KUBECTL_DIR", str(answers))
     return FakeCluster(answers)
-
-
-@pytest.fixture
-def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto in server mode on 127.0.0.1 with throwaway credentials; its URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    yield f"http://{host}:{port}"
-    # moto's backends live in this process: forget this test's stacks and secrets.
-    httpx.post(f"http://{host}:{port}/moto-api/reset")
-    server.stop()

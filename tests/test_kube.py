@@ -42,13 +42,13 @@ def deploy_outputs(outputs: dict[str, str]) -> None:
     )
 
 
-def test_given_no_workload_stack_when_connecting_then_one_line_says_deploy_first(moto_aws):
+def test_given_no_workload_stack_when_connecting_then_one_line_says_deploy_first(aws_env):
     with pytest.raises(KubectlError, match="VllmWorkloadStack has no ClusterName output"):
         connect(None)
 
 
 def test_given_cluster_output_when_connecting_then_kubeconfig_written_by_aws_eks(
-    moto_aws, tmp_path, monkeypatch
+    aws_env, tmp_path, monkeypatch
 ):
     """The kubeconfig goes to a file of its own, never ~/.kube/config."""
     deploy_outputs({"VllmClusterName1A2B3C4D": "InferenceCluster-abc"})

@@ -228,7 +228,7 @@ STACK_TEMPLATE = {
 
 
 def test_given_deployed_stack_when_endpoint_read_then_url_gets_v1_and_key_comes_from_secret(
-    moto_aws,
+    aws_env,
 ):
     secrets = boto3.client("secretsmanager")
     arn = secrets.create_secret(Name="vllm-api-key", SecretString=KEY)["ARN"]
@@ -243,7 +243,7 @@ def test_given_deployed_stack_when_endpoint_read_then_url_gets_v1_and_key_comes_
 
 
 def test_given_no_stack_when_make_smoke_runs_then_one_fail_line_naming_the_way_out(
-    moto_aws, monkeypatch, capsys
+    aws_env, monkeypatch, capsys
 ):
     monkeypatch.delenv("ENDPOINT_URL", raising=False)
     monkeypatch.delenv("API_KEY", raising=False)
