@@ -56,6 +56,12 @@ EMPTY_MEANS_NONE = frozenset(
         "modelKvHeads",
         "modelHeadDim",
         "modelMaxContext",
+        "domainName",
+        "hostedZoneId",
+        "hostedZoneName",
+        "wafAclArn",
+        "alarmEmail",
+        "placementGroupName",
     }
 )
 _EMPTY_HINT = "leave the key out for its default, or give a value"

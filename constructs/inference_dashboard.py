@@ -40,12 +40,14 @@ class InferenceDashboard(Construct):
         load_balancer: str,
         target_group: str,
         alarm_email: str | None,
+        notify: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self._cluster_name = cluster_name
         self._model_name = model_name
         self._load_balancer = load_balancer
         self._target_group = target_group
+        self._notify = notify
         self.topic = self._topic(alarm_email)
         self.alarms = self._alarms()
         self.dashboard = cloudwatch.Dashboard(
@@ -210,6 +212,8 @@ class InferenceDashboard(Construct):
                 datapoints_to_alarm=periods,
                 treat_missing_data=missing,
                 alarm_description=text,
+                # Paused, no target is healthy on purpose: the alarms still show, nobody is paged.
+                actions_enabled=self._notify,
             )
             alarm.add_alarm_action(actions.SnsAction(self.topic))
             alarm.add_ok_action(actions.SnsAction(self.topic))

@@ -106,8 +106,7 @@ def run_checks(aws: boto3.Session, config: Config) -> Iterator[Check]:
                 client(aws, "acm"),
                 config.certificate_arn,
                 region,
-                # domainName is optional and not every Config carries it yet.
-                getattr(config, "domain_name", None),
+                config.domain_name,
             ),
         )
     yield from guarded("FSx in region", lambda: check_fsx_offered(client(aws, "ssm"), region))

@@ -107,4 +107,5 @@ class WorkloadStack(Stack):
             load_balancer=load_balancer.load_balancer,
             target_group=load_balancer.target_group,
             alarm_email=config.alarm_email,
+            notify=not config.paused,
         )

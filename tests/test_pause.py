@@ -74,6 +74,20 @@ def test_given_paused_then_model_volume_and_staging_job_are_unchanged(default_ap
         assert paused_app.kubernetes_object(kind) == default_app.kubernetes_object(kind)
 
 
+def test_given_paused_then_alarms_stay_but_page_nobody(default_app, paused_app):
+    """Paused, the ALB has no healthy target by design: the alarms keep their state (visible on
+    the dashboard) with actions off (AWS::CloudWatch::Alarm ActionsEnabled), and resume turns
+    them back on."""
+
+    def actions_enabled(app: Synthesized) -> set[bool]:
+        alarms = app.resources("VllmWorkloadStack", "AWS::CloudWatch::Alarm").values()
+        assert alarms, "observability is on by default"
+        return {alarm["Properties"]["ActionsEnabled"] for alarm in alarms}
+
+    assert actions_enabled(default_app) == {True}
+    assert actions_enabled(paused_app) == {False}
+
+
 @pytest.mark.parametrize("value,expected", [("true", True), ("false", False), (True, True)])
 def test_given_paused_values_when_config_built_then_parsed(value, expected):
     config = build_config({"paused": value})

@@ -360,6 +360,18 @@ def test_given_an_empty_value_for_a_key_without_none_then_the_error_names_it(key
     assert problem.key == key and "empty" in problem.message
 
 
+@pytest.mark.parametrize("key", sorted(KNOWN_KEYS))
+def test_given_any_setting_given_empty_then_it_means_none_or_one_error_names_it(key):
+    """aws-cdk CLI, parseStringContextListToObject: every key, not a sample, either accepts
+    `-c key=` as "none" (and is listed in EMPTY_MEANS_NONE) or refuses it naming the key."""
+    if key in EMPTY_MEANS_NONE:
+        load_config_from_cli(["-c", f"{key}="])
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_config_from_cli(["-c", f"{key}="])
+    assert [problem.key for problem in raised.value.problems] == [key]
+
+
 def test_given_an_empty_value_where_none_is_valid_then_it_means_none():
     """aws-cdk CLI, parseStringContextListToObject (as above): the empty value is how a user
     clears a setting from cdk.json on the command line, so it stays "none" where none is a
