@@ -489,7 +489,8 @@ def test_readme_tells_how_to_update_a_capacity_block_and_what_retain_leaves():
     Capacity Blocks, make sure that the desired size of the node group is set to 0"."""
     readme = (PROJECT_ROOT / "README.md").read_text()
     update = readme.split("### Update", 1)[1].split("\n### ", 1)[0]
-    assert "desiredSize=0" in update and "make deploy" in update
+    steps = ("make pause", "-c paused=true", "make resume")
+    assert all(step in update for step in steps), "scale to 0, update at 0, scale back"
     destroy = readme.split("### Destroy", 1)[1].split("\n### ", 1)[0]
     assert "fsxRemovalPolicy=RETAIN" in destroy
     for leftover in ("file system", "security group", "subnet", "VPC"):
