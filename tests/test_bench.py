@@ -116,6 +116,9 @@ def test_given_workload_constants_then_bench_uses_the_same_names(default_app):
     assert kube.GPU_NODE_SELECTOR == GPU_NODE_SELECTOR
     assert kube.GPU_TOLERATIONS == GPU_TOLERATIONS
     default_app.kubernetes_object("PersistentVolumeClaim", bench.CLAIM_NAME)
+    service = default_app.kubernetes_object("Service", bench.LEADER_SERVICE)
+    assert service["metadata"]["namespace"] == kube.NAMESPACE
+    assert service["spec"]["ports"][0]["port"] == bench.PORT
     lws = default_app.kubernetes_object("LeaderWorkerSet", bench.LWS_NAME)
     leader = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
     key_env = next(item for item in leader["env"] if item["name"] == "VLLM_API_KEY")
