@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
+from constructs.sdk_call_provider import acknowledge_sdk_call_provider, sdk_call_log_group
 
 RETENTION_DAYS = 30
 
@@ -38,12 +38,7 @@ class ControlPlaneLogGroup(Construct):
             f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:"
             f"log-group:{self.log_group_name}"
         )
-        handler_logs = logs.LogGroup(
-            self,
-            "HandlerLogs",
-            retention=logs.RetentionDays.ONE_WEEK,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        handler_logs = sdk_call_log_group(self)
         policy = cr.AwsCustomResourcePolicy.from_statements(
             [
                 iam.PolicyStatement(
@@ -109,15 +104,4 @@ class ControlPlaneLogGroup(Construct):
                     "the ':*' suffix; this names one log group, the cluster's own.",
                 )
             )
-        # The singleton Lambda that AwsCustomResource shares across the stack.
-        provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-        Validations.of(
-            stack.node.find_child(provider_id).node.find_child("ServiceRole").node.default_child
-        ).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                "service-role/AWSLambdaBasicExecutionRole]",
-                reason="The AwsCustomResource Lambda that manages the control-plane log group "
-                "uses AWSLambdaBasicExecutionRole only to write its own logs.",
-            )
-        )
+        acknowledge_sdk_call_provider(stack, "manages the control-plane log group")

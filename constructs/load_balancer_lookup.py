@@ -9,10 +9,10 @@ which is why a lookup beats a dashboard-only SEARCH on a name prefix.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Fn, RemovalPolicy, Stack, Validations
-from aws_cdk import aws_logs as logs
+from aws_cdk import Acknowledgment, Fn, Stack, Validations
 from aws_cdk import custom_resources as cr
 from constructs import Construct
+from constructs.sdk_call_provider import acknowledge_sdk_call_provider, sdk_call_log_group
 
 SERVICE = "ElasticLoadBalancingV2"
 
@@ -22,6 +22,7 @@ class LoadBalancerLookup(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, load_balancer_name: str) -> None:
         super().__init__(scope, construct_id)
+        self._logs = sdk_call_log_group(self)
         load_balancer = self._call(
             "LoadBalancer",
             "describeLoadBalancers",
@@ -59,6 +60,7 @@ class LoadBalancerLookup(Construct):
             on_create=call,
             on_update=call,
             install_latest_aws_sdk=False,
+            log_group=self._logs,
             # Describe calls on Elastic Load Balancing support no resource-level permissions.
             policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
                 resources=cr.AwsCustomResourcePolicy.ANY_RESOURCE
@@ -77,24 +79,4 @@ class LoadBalancerLookup(Construct):
                     "permissions; this read-only lookup finds the ALB the controller named.",
                 )
             )
-        provider = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
-        if provider is not None:
-            # Its log group defaults to RETAIN; destroy leaves nothing behind.
-            for child in provider.node.find_all():
-                if isinstance(child, logs.CfnLogGroup):
-                    child.apply_removal_policy(RemovalPolicy.DESTROY)
-            Validations.of(provider.node.find_child("ServiceRole").node.default_child).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                    "service-role/AWSLambdaBasicExecutionRole]",
-                    reason="The aws-cdk-lib AwsCustomResource provider function writes its own "
-                    "CloudWatch logs with this policy.",
-                )
-            )
-            Validations.of(provider.node.default_child).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-L1",
-                    reason="aws-cdk-lib pins the AwsCustomResource provider's Node.js runtime "
-                    "with the library version; it is not ours to change.",
-                )
-            )
+        acknowledge_sdk_call_provider(stack, "looks up the ALB")

@@ -162,7 +162,7 @@ def test_given_default_config_then_application_signals_does_not_instrument_vllm(
 
 def test_given_default_config_then_container_insights_log_groups_go_with_the_stack(default_app):
     groups = default_app.resources(WORKLOAD, "AWS::Logs::LogGroup")
-    names = [render_tokens(g["Properties"]["LogGroupName"]) for g in groups.values()]
+    names = [render_tokens(g["Properties"].get("LogGroupName", "")) for g in groups.values()]
     insights = [n for n in names if n.startswith("/aws/containerinsights/")]
     assert {n.rsplit("/", 1)[1] for n in insights} == {
         "performance",
