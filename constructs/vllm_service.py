@@ -38,6 +38,10 @@ API_KEY_MOUNT = "/mnt/api-key"
 # not an earlier engine timeout, is what ends a start that really hangs.
 STARTUP_BUDGET_SECONDS = 60 * 60
 STARTUP_PROBE_PERIOD_SECONDS = 10
+# A saturated vLLM can take seconds to answer /health. Readiness must not give up after the
+# kubelet's 1 s default: a not-ready leader leaves the endpoints, the load balancer controller
+# deregisters it, and with one replica the ALB has no target at the busiest moment.
+HEALTH_TIMEOUT_SECONDS = 10
 # The ALB keeps idle client connections this long (its 60 s default cuts long generations).
 ALB_IDLE_TIMEOUT_SECONDS = 600
 # The server must keep an idle connection open longer than the ALB does, or the ALB reuses a
@@ -444,6 +448,7 @@ def leader_worker_set_values(
         "leader_volumes": [*base_volumes, api_key_volume],
         "worker_volumes": base_volumes,
         "startup_period_seconds": STARTUP_PROBE_PERIOD_SECONDS,
+        "health_timeout_seconds": HEALTH_TIMEOUT_SECONDS,
         "startup_failure_threshold": STARTUP_BUDGET_SECONDS // STARTUP_PROBE_PERIOD_SECONDS,
         **executor_commands(config, model_dir),
     }

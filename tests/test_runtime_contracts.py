@@ -147,6 +147,21 @@ def test_given_default_config_then_vllms_engine_wait_is_no_shorter_than_the_star
         assert int(env["VLLM_ENGINE_READY_TIMEOUT_S"]["value"]) >= budget, role
 
 
+def test_given_default_config_then_a_busy_leader_stays_behind_the_alb(default_app):
+    """Kubernetes API reference, Probe: timeoutSeconds "Defaults to 1 second".
+    kubernetes-sigs/aws-load-balancer-controller pkg/backend/endpoint_resolver.go: for
+    target-type ip only endpoints whose pod is ready become targets, so a not-ready leader
+    is deregistered and, with one replica, the ALB has nothing to send requests to. A
+    saturated vLLM misses a 1 s /health deadline (llm-d/llm-d-benchmark PR 1734: "a
+    saturated vLLM only had to miss three 1s /health checks ... to be marked NotReady";
+    scaleapi/llm-engine PR 255: vLLM "sometimes can't respond within 1s during high load").
+    Readiness gets the same answer time as liveness, which never killed a server for it."""
+    leader = vllm_containers(default_app)["leader"]
+    readiness, liveness = leader["readinessProbe"], leader["livenessProbe"]
+    assert readiness.get("timeoutSeconds", 1) >= 5
+    assert readiness.get("timeoutSeconds", 1) == liveness.get("timeoutSeconds", 1)
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. Ray is not in the default image
 # ---------------------------------------------------------------------------------------------
