@@ -402,3 +402,55 @@ def test_given_an_empty_value_where_none_is_valid_then_it_means_none():
         None,
         None,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 13. The multi-node `mp` command line
+# ---------------------------------------------------------------------------------------------
+
+# What LWS injects into every container and init container of a group's pods.
+LWS_INJECTED = {"LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX"}
+# `vllm serve` options the mp pods pass, as vLLM registers them.
+VLLM_SERVE_OPTIONS = {
+    "--served-model-name",
+    "--port",
+    "--download-dir",
+    "--tensor-parallel-size",
+    "--pipeline-parallel-size",
+    "--gpu-memory-utilization",
+    "--max-model-len",
+    "--distributed-executor-backend",
+    "--nnodes",
+    "--node-rank",
+    "--master-addr",
+    "--master-port",
+    "--headless",
+}
+
+
+@pytest.mark.parametrize("role", ["leader", "worker"])
+def test_given_mp_then_every_variable_the_command_line_names_is_one_the_pod_has(default_app, role):
+    """Kubernetes, "Define a Command and Arguments for a Container": $(VAR) in command and args
+    expands only from the container's environment; a reference to anything else stays as it
+    is, and vLLM would get the text "$(LWS_WORKER_INDEX)" as a node rank. kubernetes-sigs/lws
+    v0.10.0 api/leaderworkerset/v1/leaderworkerset_types.go names LWS_LEADER_ADDRESS,
+    LWS_GROUP_SIZE and LWS_WORKER_INDEX; pkg/utils/pod/pod_utils.go AddLWSVariables puts them
+    first in every container's env (so $(VAR) resolves), init containers included."""
+    container = vllm_container(pod_specs(default_app)[role])
+    named = set(re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", " ".join(container["args"])))
+    assert named, "the mp command line takes its rank and rendezvous from LWS"
+    assert named <= LWS_INJECTED | set(env_by_name(container))
+
+
+def test_given_mp_then_the_pods_pass_only_options_vllm_serve_parses(default_app):
+    """vllm-project/vllm vllm/engine/arg_utils.py registers --master-addr, --master-port,
+    --nnodes and --node-rank in ParallelConfig's group (vllm/config/parallel.py: "for
+    multi-node distributed inference when distributed_executor_backend is mp");
+    vllm/entrypoints/cli/serve.py runs a node with --headless and node_rank_within_dp > 0 as a
+    MultiprocExecutor joining master_addr:master_port, with no API server; docs/serving/
+    parallelism_scaling.md (vLLM PR 30509) shows exactly this pair of command lines. vLLM
+    rejects an unknown option, so one misspelt flag keeps the whole group from starting."""
+    for role, spec in pod_specs(default_app).items():
+        options = {arg for arg in vllm_container(spec)["args"] if arg.startswith("--")}
+        assert options <= VLLM_SERVE_OPTIONS, (role, options - VLLM_SERVE_OPTIONS)
+        assert ("--headless" in options) == (role == "worker")
