@@ -158,9 +158,10 @@ ALB_CONTROLLER_IMAGE = "public.ecr.aws/eks/aws-load-balancer-controller"
 # short `0.27.1-gpu-py312-ec2` is re-pushed on every rebuild. CUDA 13.0: NVIDIA driver >= 580.
 VLLM_DLC_REPOSITORY = "vllm"
 VLLM_DLC_TAG = "0.27.1-gpu-py312-cu130-ubuntu22.04-ec2"
-# The staging Job runs on the small system nodes, so it uses a small image, not the DLC,
-# and installs exactly these PyPI releases (hf_xet speeds up Hub downloads).
-STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
+# Jobs on the small system nodes (model staging, the LWS webhook check) use a small Python
+# image, not the DLC; staging installs exactly these PyPI releases (hf_xet speeds up Hub
+# downloads).
+PYTHON_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
 STAGING_PIP_PACKAGES = ("huggingface-hub==2.4.0", "hf-xet==1.8.0", "awscli==1.46.2")
 
 # Registry account of the AWS Deep Learning Containers per region (DLC region_availability).

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 from constructs.efa_node_group import GPU_NODE_LABELS, GPU_TAINT
 from constructs.inference_cluster import SYSTEM_NODE_LABELS
 
-from config.versions import ALB_CONTROLLER_IMAGE, ALB_CONTROLLER_VERSION, CHARTS
+import manifests
+from config.versions import ALB_CONTROLLER_IMAGE, ALB_CONTROLLER_VERSION, CHARTS, PYTHON_IMAGE
 
 CHART_TIMEOUT = Duration.minutes(10)
+# The LWS chart's admission webhooks for LeaderWorkerSets (kubernetes-sigs/lws
+# charts/lws/templates/webhook/webhook.yaml): the Service and the paths it must serve.
+LWS_WEBHOOK_SERVICE = "lws-webhook-service"
+LWS_WEBHOOK_PATHS = (
+    "/mutate-leaderworkerset-x-k8s-io-v1-leaderworkerset",
+    "/validate-leaderworkerset-x-k8s-io-v1-leaderworkerset",
+)
+# How long the check Job may wait, and the stack resource that reads its result a little longer;
+# both inside the kubectl provider Lambda's 15 minutes.
+WEBHOOK_WAIT = Duration.minutes(9)
+WEBHOOK_READ_TIMEOUT = Duration.minutes(10)
 GPU_TOLERATIONS = [
     {"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"},
 ]
@@ -73,6 +85,9 @@ class ClusterControllers(Construct):
             },
         )
         self.leader_worker_set = self._chart("lws", {"nodeSelector": SYSTEM_NODE_LABELS})
+        self.leader_worker_set_webhook = self._webhook_ready(
+            "LwsWebhookReady", self.leader_worker_set, "lws", LWS_WEBHOOK_SERVICE, LWS_WEBHOOK_PATHS
+        )
         self.nvidia_device_plugin = self._chart(
             "nvidia-device-plugin",
             {
@@ -130,6 +145,49 @@ class ClusterControllers(Construct):
                     "run time, and scopes mutations by the elbv2.k8s.aws/cluster tag instead.",
                 )
             )
+
+    def _webhook_ready(
+        self,
+        construct_id: str,
+        chart: eks.HelmChart,
+        release: str,
+        service: str,
+        paths: tuple[str, ...],
+    ) -> eks.KubernetesObjectValue:
+        """A Job that completes once `chart`'s webhook `service` answers on `paths`, and the
+        stack resource that waits for it: whatever the webhook admits depends on the result."""
+        namespace = CHARTS[release].namespace
+        job = manifests.render(
+            "webhook-ready-job",
+            name="",  # set below, from the rendered pod template
+            namespace=namespace,
+            deadline_seconds=int(WEBHOOK_WAIT.to_seconds()),
+            node_selector=SYSTEM_NODE_LABELS,
+            image=PYTHON_IMAGE,
+            script=manifests.read_text("wait-for-webhook.py"),
+            host=f"{service}.{namespace}.svc",
+            paths=" ".join(paths),
+        )
+        name = manifests.job_name(
+            f"{service}-ready", Stack.of(self).resolve(job[0]["spec"]["template"])
+        )
+        job[0]["metadata"]["name"] = name
+        check = eks.KubernetesManifest(
+            self, f"{construct_id}Job", cluster=self._cluster, manifest=job
+        )
+        ready = eks.KubernetesObjectValue(
+            self,
+            construct_id,
+            cluster=self._cluster,
+            object_type="job",
+            object_name=name,
+            object_namespace=namespace,
+            json_path=".status.succeeded",
+            timeout=WEBHOOK_READ_TIMEOUT,
+        )
+        check.node.add_dependency(chart)
+        ready.node.add_dependency(check)
+        return ready
 
     def _chart(self, release: str, values: dict[str, Any]) -> eks.HelmChart:
         pin = CHARTS[release]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_eks_v2 as eks
@@ -17,7 +15,7 @@ from constructs import Construct
 from constructs.inference_cluster import SYSTEM_NODE_LABELS
 
 import manifests
-from config.versions import STAGING_IMAGE, STAGING_PIP_PACKAGES
+from config.versions import PYTHON_IMAGE, STAGING_PIP_PACKAGES
 
 FSX_MOUNT_PATH = "/fsx"
 HF_TOKEN_MOUNT = "/mnt/hf-token"
@@ -31,20 +29,6 @@ def model_slug(model_id: str) -> str:
     readable = re.sub(r"[^a-z0-9]+", "-", model_id.lower().removeprefix("s3://")).strip("-")
     digest = hashlib.sha256(model_id.encode()).hexdigest()[:8]
     return f"{readable[:40].strip('-')}-{digest}"
-
-
-def staging_job_name(slug: str, pod_template: dict[str, Any]) -> str:
-    """`stage-<model>-<hash of the pod template>`: Jobs are immutable, so any change to the
-    template (image, script, pinned packages, env, volumes, zone) must come as a new Job.
-
-    `pod_template` is the template as CloudFormation sees it (`Stack.resolve`): a deploy-time
-    value such as the file system's AZ enters the hash as its expression, which is stable.
-    """
-    canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
-    # The template names the model, so the slug's own digest adds nothing; 57 chars at most.
-    readable = slug.rsplit("-", 1)[0]
-    return f"stage-{readable}-{digest}"
 
 
 class ModelStaging(Construct):
@@ -148,7 +132,7 @@ class ModelStaging(Construct):
             # In the file system's AZ, so Lustre traffic never crosses AZs. The zone may be a
             # token (Fn::Select over Fn::GetAZs) that CloudFormation resolves at deploy time.
             node_selector={**SYSTEM_NODE_LABELS, ZONE_LABEL: file_system_zone},
-            image=STAGING_IMAGE,
+            image=PYTHON_IMAGE,
             script=manifests.read_text("stage-model.sh"),
             model_id=model_id,
             model_dir=self.model_dir,
@@ -160,8 +144,9 @@ class ModelStaging(Construct):
             volume_mounts=volume_mounts,
             volumes=volumes,
         )
-        job[0]["metadata"]["name"] = staging_job_name(
-            slug, Stack.of(self).resolve(job[0]["spec"]["template"])
+        # The template names the model, so the slug's own digest adds nothing; 57 chars at most.
+        job[0]["metadata"]["name"] = manifests.job_name(
+            f"stage-{slug.rsplit('-', 1)[0]}", Stack.of(self).resolve(job[0]["spec"]["template"])
         )
         self.job = eks.KubernetesManifest(self, "Job", cluster=cluster, manifest=job)
         self.job.node.add_dependency(self.volume)

@@ -138,6 +138,7 @@ class VllmService(Construct):
         )
         for dependency in (
             controllers.leader_worker_set,
+            controllers.leader_worker_set_webhook,
             controllers.nvidia_device_plugin,
             controllers.efa_device_plugin,
             controllers.fsx_csi_driver,

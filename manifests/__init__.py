@@ -6,6 +6,8 @@ CDK token); `${name}` inside a longer string is replaced by the value's text.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -50,3 +52,14 @@ def _fill(node: Any, values: dict[str, Any], template: str, used: set[str]) -> A
     if whole:
         return lookup(whole.group(1))
     return _PLACEHOLDER.sub(lambda match: str(lookup(match.group(1))), node)
+
+
+def job_name(prefix: str, pod_template: Any) -> str:
+    """`<prefix>-<hash of the pod template>`: a Job's template is immutable, so any change to it
+    (image, script, env, volumes) must come as a Job under a new name.
+
+    Pass the template as CloudFormation sees it (`Stack.resolve`): a deploy-time value then
+    enters the hash as its expression, which is stable from one synth to the next.
+    """
+    canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"))
+    return f"{prefix}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"

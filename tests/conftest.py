@@ -86,6 +86,17 @@ class Synthesized:
         assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
         return matches[0]
 
+    def staging_job(self) -> dict[str, Any]:
+        """The model staging Job (the app also runs a Job that checks the LWS webhook)."""
+        jobs = [
+            obj
+            for obj in self.kubernetes_objects()
+            if obj["kind"] == "Job"
+            and obj["metadata"]["labels"]["app.kubernetes.io/name"] == "model-staging"
+        ]
+        assert len(jobs) == 1, f"expected one staging Job, found {len(jobs)}"
+        return jobs[0]
+
     def manifest_logical_id(self, kind: str, name: str) -> str:
         """The logical id of the custom resource that applies a given object."""
         for logical_id, resource in self.resources("VllmWorkloadStack", MANIFEST_TYPE).items():

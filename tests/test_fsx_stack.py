@@ -56,14 +56,8 @@ def tolerates(tolerations: list[dict], taint: dict) -> bool:
     return False
 
 
-def staging_job(app) -> dict:
-    jobs = [obj for obj in app.kubernetes_objects() if obj["kind"] == "Job"]
-    assert len(jobs) == 1, f"expected one staging Job, found {len(jobs)}"
-    return jobs[0]
-
-
 def staging_container(app) -> dict:
-    (container,) = staging_job(app)["spec"]["template"]["spec"]["containers"]
+    (container,) = app.staging_job()["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -304,7 +298,7 @@ def test_given_defaults_when_synthesized_then_the_volume_waits_for_the_csi_drive
 
 def test_given_defaults_when_synthesized_then_staging_job_runs_on_system_nodes(default_app):
     (system_nodegroup,) = default_app.resources(CLUSTER, "AWS::EKS::Nodegroup").values()
-    pod = staging_job(default_app)["spec"]["template"]["spec"]
+    pod = default_app.staging_job()["spec"]["template"]["spec"]
     selector = dict(pod["nodeSelector"])
     selector.pop("topology.kubernetes.io/zone")
     assert selector
@@ -316,7 +310,7 @@ def test_given_defaults_when_synthesized_then_staging_job_runs_on_system_nodes(d
 
 def test_given_defaults_when_synthesized_then_staging_job_mounts_the_claim_at_fsx(default_app):
     claim = default_app.kubernetes_object("PersistentVolumeClaim")
-    pod = staging_job(default_app)["spec"]["template"]["spec"]
+    pod = default_app.staging_job()["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in staging_container(default_app)["volumeMounts"]}
     assert (
@@ -368,7 +362,7 @@ def test_given_stage_model_script_when_read_then_marker_is_checked_first_and_wri
 
 
 def test_given_no_hf_token_secret_when_synthesized_then_no_token_is_mounted(default_app):
-    pod = staging_job(default_app)["spec"]["template"]["spec"]
+    pod = default_app.staging_job()["spec"]["template"]["spec"]
     assert not [v for v in pod["volumes"] if "csi" in v]
     assert job_env(default_app)["HF_TOKEN_FILE"] == ""
     kinds = {obj["kind"] for obj in default_app.kubernetes_objects()}
@@ -384,7 +378,7 @@ def test_given_no_hf_token_secret_when_synthesized_then_no_token_is_mounted(defa
 def test_given_hf_token_secret_name_when_synthesized_then_token_is_a_mounted_csi_secret_file(
     custom_app,
 ):
-    pod = staging_job(custom_app)["spec"]["template"]["spec"]
+    pod = custom_app.staging_job()["spec"]["template"]["spec"]
     token_file = job_env(custom_app)["HF_TOKEN_FILE"]
     assert token_file
     csi_volumes = {v["name"]: v["csi"] for v in pod["volumes"] if "csi" in v}

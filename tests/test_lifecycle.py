@@ -470,7 +470,7 @@ def test_given_variant_when_synthesized_then_staging_job_runs_in_the_file_system
     app = variants[variant]
     _, file_system = only(app.resources(FSX, "AWS::FSx::FileSystem"))
     zone = subnet_zone(app, file_system["Properties"]["SubnetIds"][0])
-    job = app.kubernetes_object("Job")
+    job = app.staging_job()
     selector = job["spec"]["template"]["spec"]["nodeSelector"]
     assert selector[ZONE_LABEL] == (zone if isinstance(zone, str) else render_tokens(zone))
 

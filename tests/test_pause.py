@@ -70,8 +70,9 @@ def test_given_paused_then_cluster_vpc_and_file_system_are_unchanged(
 
 def test_given_paused_then_model_volume_and_staging_job_are_unchanged(default_app, paused_app):
     """The weights stay on FSx: resuming downloads nothing."""
-    for kind in ("PersistentVolume", "PersistentVolumeClaim", "Job"):
+    for kind in ("PersistentVolume", "PersistentVolumeClaim"):
         assert paused_app.kubernetes_object(kind) == default_app.kubernetes_object(kind)
+    assert paused_app.staging_job() == default_app.staging_job()
 
 
 def test_given_paused_then_alarms_stay_but_page_nobody(default_app, paused_app):

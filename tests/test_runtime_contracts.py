@@ -260,7 +260,7 @@ def test_given_hf_token_then_every_csi_mounting_object_depends_on_the_drivers_it
     fsx = release_id(app, FSX_CSI)
     secrets = {release_id(app, SECRETS_DRIVER), release_id(app, SECRETS_PROVIDER)}
     volume = app.manifest_logical_id("PersistentVolumeClaim", "model-store")
-    (job,) = objects_of_kind(app, "Job")
+    job = app.staging_job()
     expected = {
         volume: {fsx},
         app.manifest_logical_id("Job", job["metadata"]["name"]): {fsx, *secrets},
@@ -285,9 +285,9 @@ def test_given_two_pod_templates_for_one_model_then_the_staging_jobs_are_named_a
     script, the pinned packages or the env must create a Job under a new name. The name ends
     in a hash of the whole pod template as synthesized, and a setting the Job does not read
     leaves the name alone (no needless re-run)."""
-    (default_job,) = objects_of_kind(default_app, "Job")
-    (custom_job,) = objects_of_kind(custom_app, "Job")
-    (p5_job,) = objects_of_kind(synth_variant(gpuInstanceType="p5.48xlarge"), "Job")
+    default_job = default_app.staging_job()
+    custom_job = custom_app.staging_job()
+    p5_job = synth_variant(gpuInstanceType="p5.48xlarge").staging_job()
     assert default_job["spec"]["template"] != custom_job["spec"]["template"]
     assert default_job["metadata"]["name"] != custom_job["metadata"]["name"]
     assert p5_job["spec"]["template"] == default_job["spec"]["template"]
@@ -454,3 +454,136 @@ def test_given_mp_then_the_pods_pass_only_options_vllm_serve_parses(default_app)
         options = {arg for arg in vllm_container(spec)["args"] if arg.startswith("--")}
         assert options <= VLLM_SERVE_OPTIONS, (role, options - VLLM_SERVE_OPTIONS)
         assert ("--headless" in options) == (role == "worker")
+
+
+# ---------------------------------------------------------------------------------------------
+# Found in review: the LWS webhook serves later than the LWS controller reports Ready
+# ---------------------------------------------------------------------------------------------
+
+LWS_WEBHOOK_HOST = "lws-webhook-service.lws-system.svc"
+LWS_WEBHOOK_PATHS = {
+    "/mutate-leaderworkerset-x-k8s-io-v1-leaderworkerset",
+    "/validate-leaderworkerset-x-k8s-io-v1-leaderworkerset",
+}
+
+
+def webhook_check(app: Synthesized) -> dict[str, Any]:
+    (job,) = [
+        obj
+        for obj in objects_of_kind(app, "Job")
+        if obj["metadata"]["labels"]["app.kubernetes.io/name"] == "webhook-ready"
+    ]
+    return job
+
+
+def test_given_default_config_then_the_leaderworkerset_waits_until_the_lws_webhook_serves(
+    default_app,
+):
+    """kubernetes-sigs/lws v0.10.0 cmd/main.go: the manager's readyz check is healthz.Ping and
+    the webhooks are set up only after `certsReady` (the generated certificates are mounted);
+    charts/lws/templates/webhook/webhook.yaml: LeaderWorkerSet CREATE goes through
+    lws-webhook-service at these two paths with failurePolicy Fail. aws-cdk-lib aws-eks-v2
+    kubectl-handler apply/__init__.py retries only 'i/o timeout'. So Helm's wait is not enough:
+    a Job probes both paths, a KubernetesObjectValue waits for its .status.succeeded, and the
+    LeaderWorkerSet depends on that value."""
+    job = webhook_check(default_app)
+    assert job["metadata"]["namespace"] == "lws-system"
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WEBHOOK_HOST"] == LWS_WEBHOOK_HOST
+    assert set(env["WEBHOOK_PATHS"].split()) == LWS_WEBHOOK_PATHS
+    values = default_app.resources(WORKLOAD, "Custom::AWSCDK-EKS-KubernetesObjectValue")
+    (value_id, value) = next(
+        (logical_id, resource)
+        for logical_id, resource in values.items()
+        if resource["Properties"]["ObjectName"] == job["metadata"]["name"]
+    )
+    assert value["Properties"]["ObjectType"] == "job"
+    assert value["Properties"]["JsonPath"] == ".status.succeeded"
+    # The Job gives up first, so a webhook that never serves fails with its logs to read.
+    assert job["spec"]["activeDeadlineSeconds"] < int(value["Properties"]["TimeoutSeconds"])
+    assert int(value["Properties"]["TimeoutSeconds"]) < 15 * 60
+    job_id = default_app.manifest_logical_id("Job", job["metadata"]["name"])
+    assert job_id in default_app.depends_on(WORKLOAD, value_id)
+    lws_id = default_app.manifest_logical_id("LeaderWorkerSet", "vllm")
+    assert value_id in default_app.depends_on(WORKLOAD, lws_id)
+
+
+@pytest.fixture
+def webhook_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 that answers 404 (no handler yet) twice, then 200."""
+    import datetime
+    import http.server
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    answers = {"left_404": 2, "paths": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answers["paths"].append(self.path)
+            status = 404 if answers["left_404"] > 0 else 200
+            answers["left_404"] -= 1
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", answers
+    server.shutdown()
+
+
+def test_given_a_webhook_that_404s_first_when_checked_then_the_job_waits_then_succeeds(
+    webhook_server,
+):
+    """The check script the Job runs (manifests/wait-for-webhook.py), against a real TLS server:
+    404 means no handler is registered yet (Go net/http ServeMux, as controller-runtime's
+    webhook server uses), so it keeps waiting; once every path answers otherwise it exits 0."""
+    host, answers = webhook_server
+    environment = {
+        **os.environ,
+        "WEBHOOK_HOST": host,
+        "WEBHOOK_PATHS": " ".join(sorted(LWS_WEBHOOK_PATHS)),
+        "WEBHOOK_POLL_SECONDS": "0.1",
+    }
+    script = (PROJECT_ROOT / "manifests" / "wait-for-webhook.py").read_text()
+    result = subprocess.run(
+        ["python3", "-c", script], env=environment, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "waiting for" in result.stdout and "serves every webhook path" in result.stdout
+    assert set(answers["paths"]) == LWS_WEBHOOK_PATHS

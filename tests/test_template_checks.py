@@ -76,9 +76,7 @@ def test_given_a_variant_when_validated_then_lws_pod_templates_and_job_are_valid
     synthesized = synth_variant(**overrides)
     for template in _pod_templates(synthesized).values():
         kubernetes_validate.validate(template, KUBERNETES_VERSION, strict=True)
-    kubernetes_validate.validate(
-        synthesized.kubernetes_object("Job"), KUBERNETES_VERSION, strict=True
-    )
+    kubernetes_validate.validate(synthesized.staging_job(), KUBERNETES_VERSION, strict=True)
 
 
 def test_given_an_unknown_field_when_validated_strictly_then_it_is_rejected(default_app):

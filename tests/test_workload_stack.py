@@ -467,21 +467,27 @@ def test_given_default_config_then_every_kubernetes_object_transitively_waits_fo
         "PersistentVolume": {FSX_RELEASE},
         "PersistentVolumeClaim": {FSX_RELEASE},
         "Job": {FSX_RELEASE},
+        "Job/webhook-ready": {LWS_RELEASE},
         "Ingress": {"aws-load-balancer-controller"},
         "Service": {"aws-load-balancer-controller"},
     }
     releases = default_app.helm_releases()
     seen_kinds = set()
     for obj in default_app.kubernetes_objects():
-        if obj["kind"] not in needs:
+        labels = obj["metadata"].get("labels", {})
+        role = (
+            "Job/webhook-ready" if labels.get("app.kubernetes.io/name") == "webhook-ready" else ""
+        )
+        kind = role or obj["kind"]
+        if kind not in needs:
             continue
-        seen_kinds.add(obj["kind"])
+        seen_kinds.add(kind)
         closure = transitive_depends_on(
             default_app,
             WORKLOAD,
             default_app.manifest_logical_id(obj["kind"], obj["metadata"]["name"]),
         )
-        for release in needs[obj["kind"]]:
+        for release in needs[kind]:
             assert releases[release]["LogicalId"] in closure, (
                 f"{obj['kind']}/{obj['metadata']['name']} does not wait for {release}"
             )
