@@ -374,6 +374,43 @@ def test_given_any_config_when_synthesized_then_cluster_name_is_a_fixed_literal(
 # --- 9: destroy leaves nothing, RETAIN says what stays ----------------------------------------
 
 
+def lambda_log_group(app, stack_id: str, function_id: str, function: dict) -> dict | None:
+    """The stack's log group a function writes to: the one its LoggingConfig names, else the
+    one named /aws/lambda/<function name>; None when Lambda would create it on its own."""
+    log_groups = app.resources(stack_id, "AWS::Logs::LogGroup")
+    named = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+    if named is not None:
+        return log_groups.get(named.get("Ref")) if isinstance(named, dict) else None
+    default_name = {"Fn::Join": ["", ["/aws/lambda/", {"Ref": function_id}]]}
+    return next(
+        (
+            group
+            for group in log_groups.values()
+            if group["Properties"].get("LogGroupName") == default_name
+        ),
+        None,
+    )
+
+
+@pytest.mark.parametrize("variant", ["default_app", "custom_app"])
+def test_given_variant_when_synthesized_then_every_lambda_logs_to_a_group_destroy_deletes(
+    request, variant
+):
+    """Lambda creates /aws/lambda/<function name> on the first invocation unless the function's
+    LoggingConfig names a group (Lambda Developer Guide, "Configuring CloudWatch log groups"); a
+    group Lambda creates is not in the template, never expires and outlives `cdk destroy`.
+    aws-cdk-lib's own providers (VPC default security group, bucket auto-delete, CfnJson) are
+    such functions unless the stack gives them a group."""
+    app = request.getfixturevalue(variant)
+    orphans = []
+    for stack_id in STACK_IDS:
+        for function_id, function in app.resources(stack_id, "AWS::Lambda::Function").items():
+            group = lambda_log_group(app, stack_id, function_id, function)
+            if group is None or group.get("DeletionPolicy", "Delete") != "Delete":
+                orphans.append(f"{stack_id}/{function_id}")
+    assert not orphans, f"these functions' logs outlive destroy: {orphans}"
+
+
 def test_given_persistent_2_when_synthesized_then_destroy_deletes_the_file_system(persistent_app):
     _, file_system = only(persistent_app.resources(FSX, "AWS::FSx::FileSystem"))
     assert file_system["DeletionPolicy"] == "Delete"
