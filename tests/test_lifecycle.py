@@ -116,6 +116,26 @@ def test_given_variant_when_synthesized_then_gpu_nodes_keep_pods_off_imds(varian
     assert options["HttpPutResponseHopLimit"] == 1
 
 
+@pytest.mark.parametrize("variant", ["default", "custom"])
+def test_given_variant_when_synthesized_then_every_node_group_runs_the_cluster_version(
+    variants, variant
+):
+    """UpdateClusterVersion: "If your cluster has managed node groups attached to it, all of
+    your node groups' Kubernetes versions must match the cluster's Kubernetes version in order to
+    update the cluster to a new Kubernetes version" (EKS API Reference). A node group without
+    `Version` stays on the version it was created with, so the second kubernetesVersion bump
+    would fail; with it, CloudFormation rolls the nodes after the control plane."""
+    app = variants[variant]
+    (cluster,) = app.resources(CLUSTER, "AWS::EKS::Cluster").values()
+    nodegroups = {
+        f"{stack_id}/{logical_id}": resource["Properties"].get("Version")
+        for stack_id in (CLUSTER, GPU)
+        for logical_id, resource in app.resources(stack_id, "AWS::EKS::Nodegroup").items()
+    }
+    assert len(nodegroups) == 2
+    assert nodegroups == dict.fromkeys(nodegroups, cluster["Properties"]["Version"])
+
+
 # --- 3: Lustre client rules ------------------------------------------------------------------
 
 
