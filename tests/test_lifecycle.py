@@ -136,6 +136,25 @@ def test_given_variant_when_synthesized_then_every_node_group_runs_the_cluster_v
     assert nodegroups == dict.fromkeys(nodegroups, cluster["Properties"]["Version"])
 
 
+def test_given_defaults_when_synthesized_then_cloudwatch_agent_keeps_the_host_network(
+    default_app,
+):
+    """The GPU nodes' hop limit of 1 leaves IMDS to host-network pods. The Container Insights
+    agent reads EC2 metadata and runs on every node; the amazon-cloudwatch-observability chart
+    puts it on the host network by default (aws-observability/helm-charts
+    charts/amazon-cloudwatch-observability/values.yaml, `agent.hostNetwork: true`, and
+    templates/linux/cloudwatch-agent-custom-resource.yaml `hostNetwork: {{ $agent.hostNetwork }}`).
+    Our add-on configuration must not turn that off."""
+    (addon,) = [
+        resource["Properties"]
+        for resource in default_app.resources(WORKLOAD, "AWS::EKS::Addon").values()
+        if resource["Properties"]["AddonName"] == "amazon-cloudwatch-observability"
+    ]
+    configuration = json.loads(render_tokens(addon["ConfigurationValues"]))
+    agents = [configuration.get("agent", {}), *configuration.get("agents", [])]
+    assert all(agent.get("hostNetwork", True) is True for agent in agents)
+
+
 # --- 3: Lustre client rules ------------------------------------------------------------------
 
 
