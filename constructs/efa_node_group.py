@@ -5,7 +5,11 @@ from __future__ import annotations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
-from constructs.inference_cluster import acknowledge_node_role_policies, lustre_client_user_data
+from constructs.inference_cluster import (
+    acknowledge_node_role_policies,
+    lustre_client_user_data,
+    pin_to_cluster_version,
+)
 
 from planning.catalog import InstanceSpec
 
@@ -23,6 +27,7 @@ class EfaNodeGroup(Construct):
         construct_id: str,
         *,
         cluster: eks.Cluster,
+        kubernetes_version: str,
         vpc: ec2.IVpc,
         subnet: ec2.ISubnet,
         instance: InstanceSpec,
@@ -142,6 +147,7 @@ class EfaNodeGroup(Construct):
             cfn_nodegroup = self.nodegroup.node.default_child
             cfn_nodegroup.add_property_override("UpdateConfig.MaxUnavailablePercentage", 100)
             cfn_nodegroup.add_property_override("UpdateConfig.UpdateStrategy", "MINIMAL")
+        pin_to_cluster_version(self.nodegroup, kubernetes_version)
         acknowledge_node_role_policies(self.nodegroup)
 
 

@@ -57,6 +57,12 @@ def acknowledge_node_role_policies(nodegroup: eks.Nodegroup) -> None:
         )
 
 
+def pin_to_cluster_version(nodegroup: eks.Nodegroup, kubernetes_version: str) -> None:
+    """Nodes follow the control plane: EKS refuses the next cluster upgrade while any managed
+    node group is on an older version, and aws_eks_v2 leaves `Version` unset."""
+    nodegroup.node.default_child.add_property_override("Version", kubernetes_version)
+
+
 def kubectl_layer(
     scope: Construct, construct_id: str, kubernetes_version: str
 ) -> lambda_.ILayerVersion:
@@ -159,6 +165,7 @@ class InferenceCluster(Construct):
             labels=SYSTEM_NODE_LABELS,
             subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         )
+        pin_to_cluster_version(self.system_nodes, kubernetes_version)
         self._add_managed_addons(kubernetes_version)
         self._acknowledge_library_findings()
         # The kubectl provider's Lambda log groups default to RETAIN; destroy leaves nothing.

@@ -88,6 +88,9 @@ class LustreModelStore(Construct):
         self.security_group.node.try_remove_child(
             f"from {Names.unique_id(self.security_group)}:988-1023"
         )
+        # CreateFileSystem refuses a group that does not yet admit Lustre traffic, and the rules
+        # are separate resources CloudFormation would otherwise create alongside the file system.
+        self.file_system.node.add_dependency(self.security_group)
         # Where Lustre traffic stays in one AZ: clients that mount the file system run here.
         self.availability_zone = subnet.availability_zone
         self.s3_link_path: str | None = None

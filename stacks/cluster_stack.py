@@ -9,6 +9,7 @@ from constructs import Construct
 from constructs.cluster_network import ClusterNetwork
 from constructs.deploy_guard import DeployGuard
 from constructs.inference_cluster import InferenceCluster
+from constructs.library_provider_logs import keep_library_provider_logs_in_stack
 
 from config.settings import Config
 
@@ -38,3 +39,4 @@ class ClusterStack(Stack):
         self.vpc = network.vpc
         self.gpu_subnet = network.gpu_subnet
         self.cluster = inference_cluster.cluster
+        keep_library_provider_logs_in_stack(self)

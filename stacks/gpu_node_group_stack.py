@@ -30,6 +30,7 @@ class GpuNodeGroupStack(Stack):
             self,
             "GpuNodes",
             cluster=cluster,
+            kubernetes_version=config.kubernetes_version,
             vpc=vpc,
             subnet=subnet,
             instance=config.instance,

@@ -12,6 +12,7 @@ from constructs.cluster_controllers import ClusterControllers
 from constructs.deploy_guard import DeployGuard
 from constructs.inference_dashboard import InferenceDashboard
 from constructs.inference_observability import InferenceObservability
+from constructs.library_provider_logs import keep_library_provider_logs_in_stack
 from constructs.load_balancer_lookup import LoadBalancerLookup
 from constructs.model_staging import ModelStaging
 from constructs.vllm_service import PORT_NAME, VllmService
@@ -78,6 +79,7 @@ class WorkloadStack(Stack):
         service.leader_worker_set.node.add_dependency(staging.volume)
         if config.observability:
             self._add_observability(config, cluster, service)
+        keep_library_provider_logs_in_stack(self)
 
     def _add_observability(
         self, config: Config, cluster: eks.Cluster, service: VllmService

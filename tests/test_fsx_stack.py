@@ -171,6 +171,30 @@ def test_given_defaults_when_synthesized_then_fsx_sg_opens_only_lustre_ports_to_
     assert rules == expected, f"unexpected rules: {sorted(rules - expected)}"
 
 
+@pytest.mark.parametrize("variant", ["default_app", "persistent_app"])
+def test_given_variant_when_synthesized_then_file_system_waits_for_its_security_group_rules(
+    request, variant
+):
+    """CreateFileSystem checks the security group's rules when it is called ("The file system
+    cannot be created because ... the provided security groups do not permit Lustre LNET network
+    traffic on port 988": FSx for Lustre User Guide, "Creating an FSx for Lustre file system
+    fails"). The rules are separate resources that CloudFormation creates in parallel with the
+    file system unless it depends on them; aws-parallelcluster hit exactly this race
+    (aws/aws-parallelcluster issue 6181, PR 1198 adds the DependsOn)."""
+    app = request.getfixturevalue(variant)
+    file_system_id, resource = file_system(app)
+    (group,) = resource["Properties"]["SecurityGroupIds"]
+    rules = {
+        logical_id
+        for resource_type in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
+        for logical_id, rule in app.resources(FSX, resource_type).items()
+        if rule["Properties"]["GroupId"] == group
+    }
+    assert rules, "no rules found on the file system's security group"
+    missing = rules - set(app.depends_on(FSX, file_system_id))
+    assert not missing, f"the file system can be created before {sorted(missing)}"
+
+
 @pytest.mark.parametrize(
     ("variant", "policy"),
     [("default_app", "Delete"), ("persistent_app", "Delete"), ("custom_app", "Retain")],

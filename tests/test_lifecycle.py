@@ -116,6 +116,45 @@ def test_given_variant_when_synthesized_then_gpu_nodes_keep_pods_off_imds(varian
     assert options["HttpPutResponseHopLimit"] == 1
 
 
+@pytest.mark.parametrize("variant", ["default", "custom"])
+def test_given_variant_when_synthesized_then_every_node_group_runs_the_cluster_version(
+    variants, variant
+):
+    """UpdateClusterVersion: "If your cluster has managed node groups attached to it, all of
+    your node groups' Kubernetes versions must match the cluster's Kubernetes version in order to
+    update the cluster to a new Kubernetes version" (EKS API Reference). A node group without
+    `Version` stays on the version it was created with, so the second kubernetesVersion bump
+    would fail; with it, CloudFormation rolls the nodes after the control plane."""
+    app = variants[variant]
+    (cluster,) = app.resources(CLUSTER, "AWS::EKS::Cluster").values()
+    nodegroups = {
+        f"{stack_id}/{logical_id}": resource["Properties"].get("Version")
+        for stack_id in (CLUSTER, GPU)
+        for logical_id, resource in app.resources(stack_id, "AWS::EKS::Nodegroup").items()
+    }
+    assert len(nodegroups) == 2
+    assert nodegroups == dict.fromkeys(nodegroups, cluster["Properties"]["Version"])
+
+
+def test_given_defaults_when_synthesized_then_cloudwatch_agent_keeps_the_host_network(
+    default_app,
+):
+    """The GPU nodes' hop limit of 1 leaves IMDS to host-network pods. The Container Insights
+    agent reads EC2 metadata and runs on every node; the amazon-cloudwatch-observability chart
+    puts it on the host network by default (aws-observability/helm-charts
+    charts/amazon-cloudwatch-observability/values.yaml, `agent.hostNetwork: true`, and
+    templates/linux/cloudwatch-agent-custom-resource.yaml `hostNetwork: {{ $agent.hostNetwork }}`).
+    Our add-on configuration must not turn that off."""
+    (addon,) = [
+        resource["Properties"]
+        for resource in default_app.resources(WORKLOAD, "AWS::EKS::Addon").values()
+        if resource["Properties"]["AddonName"] == "amazon-cloudwatch-observability"
+    ]
+    configuration = json.loads(render_tokens(addon["ConfigurationValues"]))
+    agents = [configuration.get("agent", {}), *configuration.get("agents", [])]
+    assert all(agent.get("hostNetwork", True) is True for agent in agents)
+
+
 # --- 3: Lustre client rules ------------------------------------------------------------------
 
 
@@ -372,6 +411,43 @@ def test_given_any_config_when_synthesized_then_cluster_name_is_a_fixed_literal(
 
 
 # --- 9: destroy leaves nothing, RETAIN says what stays ----------------------------------------
+
+
+def lambda_log_group(app, stack_id: str, function_id: str, function: dict) -> dict | None:
+    """The stack's log group a function writes to: the one its LoggingConfig names, else the
+    one named /aws/lambda/<function name>; None when Lambda would create it on its own."""
+    log_groups = app.resources(stack_id, "AWS::Logs::LogGroup")
+    named = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+    if named is not None:
+        return log_groups.get(named.get("Ref")) if isinstance(named, dict) else None
+    default_name = {"Fn::Join": ["", ["/aws/lambda/", {"Ref": function_id}]]}
+    return next(
+        (
+            group
+            for group in log_groups.values()
+            if group["Properties"].get("LogGroupName") == default_name
+        ),
+        None,
+    )
+
+
+@pytest.mark.parametrize("variant", ["default_app", "custom_app"])
+def test_given_variant_when_synthesized_then_every_lambda_logs_to_a_group_destroy_deletes(
+    request, variant
+):
+    """Lambda creates /aws/lambda/<function name> on the first invocation unless the function's
+    LoggingConfig names a group (Lambda Developer Guide, "Configuring CloudWatch log groups"); a
+    group Lambda creates is not in the template, never expires and outlives `cdk destroy`.
+    aws-cdk-lib's own providers (VPC default security group, bucket auto-delete, CfnJson) are
+    such functions unless the stack gives them a group."""
+    app = request.getfixturevalue(variant)
+    orphans = []
+    for stack_id in STACK_IDS:
+        for function_id, function in app.resources(stack_id, "AWS::Lambda::Function").items():
+            group = lambda_log_group(app, stack_id, function_id, function)
+            if group is None or group.get("DeletionPolicy", "Delete") != "Delete":
+                orphans.append(f"{stack_id}/{function_id}")
+    assert not orphans, f"these functions' logs outlive destroy: {orphans}"
 
 
 def test_given_persistent_2_when_synthesized_then_destroy_deletes_the_file_system(persistent_app):
