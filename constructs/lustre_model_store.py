@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import CrossStackReferences, Names, ReferenceStrength, RemovalPolicy
+import hashlib
+import json
+
+from aws_cdk import CrossStackReferences, Names, ReferenceStrength, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from constructs import Construct
@@ -15,6 +18,35 @@ LUSTRE_PORTS = tuple(
 )
 # Where a PERSISTENT_2 data repository association shows the S3 prefix inside the file system.
 S3_LINK_PATH = "/s3-models"
+# AWS::FSx::FileSystem properties whose change may replace the file system (CloudFormation
+# resource reference: "Update requires: Replacement" for the type, subnets, security groups,
+# storage type, KMS key and backup; LustreConfiguration whole, since its deployment type does
+# and over-counting only renames a volume).
+REPLACING_PROPERTIES = (
+    "file_system_type",
+    "subnet_ids",
+    "security_group_ids",
+    "storage_type",
+    "kms_key_id",
+    "backup_id",
+    "file_system_type_version",
+    "lustre_configuration",
+)
+
+
+def file_system_generation(file_system: fsx.LustreFileSystem) -> str:
+    """A digest that changes whenever CloudFormation may replace the file system.
+
+    Consumers read the file system's id, DNS name and mount name through weak references
+    (Fn::GetStackOutput), which CloudFormation resolves only when the consumer's stack is
+    deployed; and the CDK CLI skips a stack whose template did not change. So a consumer puts
+    this digest into what it names after the file system: its template then changes when the
+    file system is replaced, its stack is deployed, and it reads the new file system.
+    """
+    cfn = file_system.node.default_child
+    stack = Stack.of(cfn)
+    described = {name: stack.resolve(getattr(cfn, name)) for name in REPLACING_PROPERTIES}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:8]
 
 
 class LustreModelStore(Construct):

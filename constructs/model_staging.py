@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.inference_cluster import SYSTEM_NODE_LABELS
+from constructs.lustre_model_store import file_system_generation
 
 import manifests
 from config.versions import PYTHON_IMAGE, STAGING_PIP_PACKAGES
@@ -53,7 +54,10 @@ class ModelStaging(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         slug = model_slug(model_id)
-        self.claim_name = "model-store"
+        # Named after the file system's generation: a replaced file system gets a new volume
+        # (a PersistentVolume's volumeHandle and a claim's volumeName are immutable).
+        generation = file_system_generation(file_system)
+        self.claim_name = f"model-store-{generation}"
         if s3_link_path:
             self.model_dir = f"{FSX_MOUNT_PATH}{s3_link_path}"
         else:
@@ -66,7 +70,7 @@ class ModelStaging(Construct):
             cluster=cluster,
             manifest=manifests.render(
                 "model-volume",
-                volume_name=f"{namespace}-model-store",
+                volume_name=f"{namespace}-model-store-{generation}",
                 claim_name=self.claim_name,
                 namespace=namespace,
                 capacity=f"{storage_gib}Gi",

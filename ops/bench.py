@@ -37,7 +37,6 @@ LEADER_SERVICE = f"{LWS_NAME}-leader"
 PORT = 8000
 API_KEY_SECRET = f"{LWS_NAME}-api-key"
 API_KEY_KEY = "api-key"
-CLAIM_NAME = "model-store"
 FSX_MOUNT_PATH = "/fsx"
 RESULT_MARKER = "BENCH-RESULT "
 
@@ -50,17 +49,25 @@ class Served:
     model_dir: str
     served_model_name: str
     replicas: int
+    claim_name: str
 
 
 def served_from_lws(lws: dict[str, Any]) -> Served:
     container = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
     args = container["args"]
+    volumes = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["volumes"]
     return Served(
         image=container["image"],
         # `vllm serve <model dir> ...`: the first argument (constructs/vllm_service.serve_args).
         model_dir=args[0],
         served_model_name=args[args.index("--served-model-name") + 1],
         replicas=int(lws["spec"].get("replicas", 1)),
+        # Named after the file system's generation (constructs/model_staging.py).
+        claim_name=next(
+            volume["persistentVolumeClaim"]["claimName"]
+            for volume in volumes
+            if "persistentVolumeClaim" in volume
+        ),
     )
 
 
@@ -96,7 +103,7 @@ def render_job(
         api_key_secret=API_KEY_SECRET,
         api_key_key=API_KEY_KEY,
         mount_path=FSX_MOUNT_PATH,
-        claim_name=CLAIM_NAME,
+        claim_name=served.claim_name,
     )
     return job
 

@@ -23,7 +23,13 @@ from ops.report import Status
 DATA = Path(__file__).resolve().parent / "data" / "bench"
 IMAGE = "763104351884.dkr.ecr.us-west-2.amazonaws.com/vllm:0.27.1-gpu-py312-ec2"
 MODEL_DIR = "/fsx/models/deepseek-ai-deepseek-r1-distill-qwen-32b-5f6c1e0a"
-SERVED = bench.Served(IMAGE, MODEL_DIR, "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", 1)
+SERVED_VOLUME = {
+    "name": "model-store",
+    "persistentVolumeClaim": {"claimName": "model-store-0123abcd"},
+}
+SERVED = bench.Served(
+    IMAGE, MODEL_DIR, "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", 1, "model-store-0123abcd"
+)
 
 
 def recorded() -> dict:
@@ -87,7 +93,7 @@ def test_given_defaults_when_job_rendered_then_results_go_to_fsx_beside_the_mode
     spec = job["spec"]["template"]["spec"]
     assert env(job)["RESULT_DIR"] == f"/fsx/bench/{Path(MODEL_DIR).name}/r1"
     assert spec["volumes"] == [
-        {"name": "model-store", "persistentVolumeClaim": {"claimName": "model-store"}}
+        {"name": "model-store", "persistentVolumeClaim": {"claimName": "model-store-0123abcd"}}
     ]
     assert spec["containers"][0]["volumeMounts"][0]["mountPath"] == "/fsx"
 
@@ -115,7 +121,6 @@ def test_given_workload_constants_then_bench_uses_the_same_names(default_app):
     )
     assert kube.GPU_NODE_SELECTOR == GPU_NODE_SELECTOR
     assert kube.GPU_TOLERATIONS == GPU_TOLERATIONS
-    default_app.kubernetes_object("PersistentVolumeClaim", bench.CLAIM_NAME)
     service = default_app.kubernetes_object("Service", bench.LEADER_SERVICE)
     assert service["metadata"]["namespace"] == kube.NAMESPACE
     assert service["spec"]["ports"][0]["port"] == bench.PORT
@@ -131,6 +136,7 @@ def test_given_the_synthesized_lws_when_read_then_model_dir_and_served_name_foun
     assert served.model_dir.startswith("/fsx/models/deepseek-ai-deepseek-r1-distill-qwen-32b-")
     assert served.served_model_name == "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
     assert served.replicas == 1
+    assert default_app.kubernetes_object("PersistentVolumeClaim", served.claim_name)
 
 
 def test_given_a_recorded_result_when_summarised_then_req_s_tok_s_ttft_and_itl_p50_p99():
@@ -190,7 +196,8 @@ def test_given_paused_lws_when_make_bench_runs_then_fail_says_resume(fake_cluste
                                         "image": IMAGE,
                                         "args": [MODEL_DIR, "--served-model-name", "m"],
                                     }
-                                ]
+                                ],
+                                "volumes": [SERVED_VOLUME],
                             }
                         }
                     },

@@ -19,6 +19,7 @@ from conftest import (
     CUSTOM_VARIANT,
     PROJECT_ROOT,
     STACK_IDS,
+    Synthesized,
     only,
     reference_to,
     render_tokens,
@@ -571,3 +572,53 @@ def test_readme_tells_how_to_update_a_capacity_block_and_what_retain_leaves():
     assert "fsxRemovalPolicy=RETAIN" in destroy
     for leftover in ("file system", "security group", "subnet", "VPC"):
         assert leftover in destroy
+
+
+def model_volume_names(app: Synthesized) -> tuple[str, str, set[str]]:
+    """The PV and PVC names, and every claim the LeaderWorkerSet and the staging Job mount."""
+    volume = app.kubernetes_object("PersistentVolume")["metadata"]["name"]
+    claim = app.kubernetes_object("PersistentVolumeClaim")
+    assert claim["spec"]["volumeName"] == volume
+    lws = app.kubernetes_object("LeaderWorkerSet", "vllm")["spec"]["leaderWorkerTemplate"]
+    pods = [lws["leaderTemplate"]["spec"], lws["workerTemplate"]["spec"]]
+    pods.append(app.staging_job()["spec"]["template"]["spec"])
+    mounted = {
+        volume["persistentVolumeClaim"]["claimName"]
+        for pod in pods
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    return volume, claim["metadata"]["name"], mounted
+
+
+@pytest.mark.parametrize(
+    "replacing",
+    [
+        {"fsxDeploymentType": "PERSISTENT_2"},
+        {"availabilityZones": "us-west-2a,us-west-2b", "gpuAvailabilityZone": "us-west-2b"},
+    ],
+    ids=["deployment-type", "gpu-az"],
+)
+def test_given_a_setting_that_replaces_the_file_system_then_the_workload_template_changes(
+    default_app, synth_variant, replacing
+):
+    """CloudFormation template reference, Fn::GetStackOutput: the value is read when the
+    consuming stack is deployed. aws-cdk CLI (node_modules/aws-cdk/lib/index.js, canSkipDeploy):
+    `cdk deploy` skips a stack whose template is unchanged. So a replaced file system must
+    change the workload's template, or its PersistentVolume keeps the deleted file system's id:
+    the volume and claim are named after the file system's generation, and every pod mounts
+    the renamed claim (a PV's volumeHandle and a claim's volumeName are immutable)."""
+    default_volume, default_claim, default_mounted = model_volume_names(default_app)
+    volume, claim, mounted = model_volume_names(synth_variant(**replacing))
+    assert (volume, claim) != (default_volume, default_claim)
+    assert default_mounted == {default_claim} and mounted == {claim}
+
+
+def test_given_a_setting_that_keeps_the_file_system_then_the_volume_keeps_its_name(
+    default_app, synth_variant
+):
+    """The converse: a change that leaves the file system alone (here the GPU type) must not
+    rename the volume, which would restart every vLLM pod for nothing."""
+    assert model_volume_names(synth_variant(gpuInstanceType="p5.48xlarge")) == (
+        model_volume_names(default_app)
+    )

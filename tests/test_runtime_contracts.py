@@ -259,7 +259,8 @@ def test_given_hf_token_then_every_csi_mounting_object_depends_on_the_drivers_it
     app = custom_app
     fsx = release_id(app, FSX_CSI)
     secrets = {release_id(app, SECRETS_DRIVER), release_id(app, SECRETS_PROVIDER)}
-    volume = app.manifest_logical_id("PersistentVolumeClaim", "model-store")
+    claim = app.kubernetes_object("PersistentVolumeClaim")["metadata"]["name"]
+    volume = app.manifest_logical_id("PersistentVolumeClaim", claim)
     job = app.staging_job()
     expected = {
         volume: {fsx},

@@ -430,13 +430,9 @@ def test_given_default_config_then_secret_provider_class_depends_on_the_aws_prov
     )
 
 
-@pytest.mark.parametrize(
-    ("kind", "name"),
-    [("PersistentVolume", f"{NAMESPACE}-model-store"), ("PersistentVolumeClaim", "model-store")],
-)
-def test_given_default_config_then_model_volume_depends_on_the_fsx_csi_chart(
-    default_app, kind, name
-):
+@pytest.mark.parametrize("kind", ["PersistentVolume", "PersistentVolumeClaim"])
+def test_given_default_config_then_model_volume_depends_on_the_fsx_csi_chart(default_app, kind):
+    name = default_app.kubernetes_object(kind)["metadata"]["name"]
     logical_id = default_app.manifest_logical_id(kind, name)
     assert release_id(default_app, FSX_RELEASE) in default_app.depends_on(WORKLOAD, logical_id)
 
